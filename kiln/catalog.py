@@ -1,0 +1,66 @@
+"""The model catalog (assets/catalog.yaml): what models exist, where they come from, what they do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError
+
+from kiln.errors import KilnError
+
+Source = Literal["huggingface", "path", "package", "train"]
+
+
+class CatalogEntry(BaseModel):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+    source: Source
+    id: str
+    task: str
+    framework: str = "torch"
+    size_mb: float | None = None
+    licence: str = "unstated"
+    primary_metric: str = "accuracy"
+    min_metric: float = 0.0  # the evaluation gate: below this the model is not registered
+    revision: str | None = None
+    description: str = ""
+    tags: list[str] = Field(default_factory=list)
+
+
+class Catalog(BaseModel):
+    models: list[CatalogEntry]
+
+    def names(self) -> list[str]:
+        return [entry.name for entry in self.models]
+
+    def get(self, name: str) -> CatalogEntry:
+        for entry in self.models:
+            if entry.name == name:
+                return entry
+        raise UnknownModel(name, self.names())
+
+
+class UnknownModel(KilnError):
+    status_code = 404
+
+    def __init__(self, name: str, available: list[str]):
+        self.name = name
+        self.available = available
+        super().__init__(f"Unknown model '{name}'. Available models: {', '.join(available) or 'none'}")
+
+
+def load_catalog(path: Path) -> Catalog:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError as exc:
+        raise KilnError(f"Model catalog not found at {path}") from exc
+    try:
+        catalog = Catalog.model_validate(raw)
+    except ValidationError as exc:
+        raise KilnError(f"Invalid model catalog {path}: {exc}") from exc
+    names = catalog.names()
+    duplicates = {name for name in names if names.count(name) > 1}
+    if duplicates:
+        raise KilnError(f"Duplicate model names in {path}: {sorted(duplicates)}")
+    return catalog

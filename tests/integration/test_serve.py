@@ -1,0 +1,83 @@
+"""``kiln serve`` as a real subprocess (BentoML server, separate model-worker process), called over HTTP."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from kiln.recipes.digits import digits_split
+from tests.conftest import free_port
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+
+@pytest.fixture(scope="module")
+def server(built_workspace, kiln_home: Path):
+    port = free_port()
+    log = (kiln_home / f"serve-{port}.log").open("wb")
+    kiln = Path(sys.executable).parent / "kiln"
+    process = subprocess.Popen(
+        [str(kiln), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=os.environ.copy(),
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    try:
+        while True:
+            assert process.poll() is None, (kiln_home / f"serve-{port}.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "kiln serve did not become healthy in 180 s"
+            try:
+                if httpx.get(f"{url}/health", timeout=2).json().get("status") == "healthy":
+                    break
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_predict_over_http(server):
+    _, x_test, _, y_test = digits_split()
+    response = httpx.post(f"{server}/predict", json={"model_name": "example", "inputs": x_test[:50].tolist()}, timeout=60)
+    assert response.status_code == 200
+    predicted = [r["class_index"] for r in response.json()["result"]]
+    assert sum(p == y for p, y in zip(predicted, y_test[:50])) >= 45
+    assert response.headers["x-model-version"] == "1" and response.headers["x-mlflow-run-id"]
+
+
+def test_concurrent_requests_are_batched_and_answered_correctly(server):
+    import concurrent.futures
+
+    texts = [f"sentence number {i}" for i in range(16)]
+
+    def embed(text):
+        return httpx.post(f"{server}/predict", json={"model_name": "minilm", "inputs": text}, timeout=60)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(embed, texts))
+    assert all(r.status_code == 200 for r in responses)
+    solo = embed(texts[3]).json()["result"]["embedding"]
+    assert max(abs(a - b) for a, b in zip(solo, responses[3].json()["result"]["embedding"])) < 1e-4
+
+
+def test_errors_over_http(server):
+    response = httpx.post(f"{server}/predict", json={"model_name": "nope", "inputs": [1]}, timeout=30)
+    assert response.status_code == 404 and response.json()["detail"]["available_models"] == ["example", "minilm"]
+    response = httpx.post(f"{server}/predict", json={"model_name": "example", "inputs": [1, 2]}, timeout=30)
+    assert response.status_code == 422
+
+
+def test_pipeline_cli_refuses_unknown_models():
+    kiln = Path(sys.executable).parent / "kiln"
+    result = subprocess.run([str(kiln), "pipeline", "--model", "nope"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "Unknown model(s) ['nope']" in result.stderr

@@ -1,0 +1,44 @@
+from pathlib import Path
+
+import pytest
+
+from kiln.catalog import UnknownModel, load_catalog
+from kiln.errors import KilnError
+from kiln.settings import WORKSPACE
+
+
+def test_shipped_catalog_has_both_models():
+    catalog = load_catalog(WORKSPACE / "assets" / "catalog.yaml")
+    assert catalog.names() == ["example", "minilm"]
+    assert catalog.get("example").source == "train"
+    minilm = catalog.get("minilm")
+    assert (minilm.source, minilm.task) == ("package", "sentence-embedding")
+
+
+def test_unknown_model_names_the_available_ones():
+    catalog = load_catalog(WORKSPACE / "assets" / "catalog.yaml")
+    with pytest.raises(UnknownModel) as caught:
+        catalog.get("nope")
+    assert caught.value.status_code == 404
+    assert "example" in str(caught.value) and "minilm" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "text, problem",
+    [
+        ("models: [{name: a, source: ftp, id: x, task: t}]", "source"),
+        ("models: [{name: 'Bad Name', source: path, id: x, task: t}]", "name"),
+        ("models: [{name: a, source: path, id: x, task: t}, {name: a, source: path, id: y, task: t}]", "Duplicate"),
+        ("nothing: here", "models"),
+    ],
+)
+def test_invalid_catalogs_are_refused_with_the_reason(tmp_path: Path, text: str, problem: str):
+    path = tmp_path / "catalog.yaml"
+    path.write_text(text)
+    with pytest.raises(KilnError, match=problem):
+        load_catalog(path)
+
+
+def test_missing_catalog_says_where_it_looked(tmp_path: Path):
+    with pytest.raises(KilnError, match="not found"):
+        load_catalog(tmp_path / "absent.yaml")
