@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+LOG = Path(os.environ.get("TMPDIR", "/tmp")) / "kiln-benchmark-server.log"
 
 
 def sentences() -> list[str]:
@@ -40,7 +41,7 @@ def start_server(port: int) -> subprocess.Popen:
     kiln = Path(sys.executable).parent / "kiln"
     process = subprocess.Popen(
         [str(kiln), "serve", "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        stdout=LOG.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
     )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -55,24 +56,25 @@ def start_server(port: int) -> subprocess.Popen:
 
 async def load(url: str, texts: list[str], concurrency: int, total: int, batching: bool) -> dict[str, float]:
     latencies: list[float] = []
-    counter = iter(range(total))
 
-    async def client(http: httpx.AsyncClient) -> None:
+    async def client(http: httpx.AsyncClient, counter) -> None:
         for i in counter:
             started = time.perf_counter()
             response = await http.post(
                 url, json={"model_name": "minilm", "inputs": texts[i % len(texts)], "enable_batching": batching}
             )
-            response.raise_for_status()
+            if response.status_code != 200:
+                raise SystemExit(f"/predict answered {response.status_code}: {response.text[:500]}")
             latencies.append(time.perf_counter() - started)
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(timeout=120, limits=limits) as http:
-        await asyncio.gather(*(client(http) for _ in range(min(4, total))))  # warm-up
+        warm_up = iter(range(2 * concurrency))
+        await asyncio.gather(*(client(http, warm_up) for _ in range(concurrency)))
         latencies.clear()
-        counter = iter(range(total))
+        counter = iter(range(total))  # shared: each client takes the next request number
         started = time.perf_counter()
-        await asyncio.gather(*(client(http) for _ in range(concurrency)))
+        await asyncio.gather(*(client(http, counter) for _ in range(concurrency)))
         wall = time.perf_counter() - started
     ordered = sorted(latencies)
     return {

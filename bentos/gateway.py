@@ -41,10 +41,15 @@ class Gateway:
         raise UnknownModel(name, sorted(self.models))
 
     async def infer(self, model: str, items: list[Any], batching: bool) -> list[dict[str, Any]]:
+        import aiohttp
+
         requests = [{"model": model, "item": item} for item in items]
-        if batching:
-            return await self.worker.to_async.infer(requests)
-        return await self.worker.to_async.infer_unbatched(requests)
+        call = self.worker.to_async.infer if batching else self.worker.to_async.infer_unbatched
+        try:
+            return await call(requests)
+        except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError):
+            # A pooled connection to the worker went stale; inference is idempotent, so retry once.
+            return await call(requests)
 
     async def worker_status(self) -> dict[str, Any]:
         try:

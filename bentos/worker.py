@@ -15,7 +15,15 @@ from kiln.settings import get_settings
 SETTINGS = get_settings()
 
 
-@bentoml.service(name="kiln-model-worker", workers=1, traffic={"timeout": 300})
+@bentoml.service(
+    name="kiln-model-worker",
+    workers=1,
+    traffic={"timeout": 300},
+    # BentoML 1.4.39 recycles the caller's client session every 100 requests / 300 s and the request
+    # that triggers it fails with "Cannot write to closing transport"; over a local socket there is
+    # nothing to gain from recycling, so keep one session (the gateway also retries once).
+    runner_connection={"max_requests": 1_000_000_000, "max_age": 1e9},
+)
 class ModelWorker:
     def __init__(self) -> None:
         import torch

@@ -81,3 +81,13 @@ def test_pipeline_cli_refuses_unknown_models():
     kiln = Path(sys.executable).parent / "kiln"
     result = subprocess.run([str(kiln), "pipeline", "--model", "nope"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "Unknown model(s) ['nope']" in result.stderr
+
+
+def test_many_sequential_requests_keep_working(server):
+    """Regression: BentoML recycled the gateway->worker session every 100 calls and broke the 101st."""
+    with httpx.Client(timeout=30) as http:
+        codes = [
+            http.post(f"{server}/predict", json={"model_name": "example", "inputs": [float(i % 16)] * 64}).status_code
+            for i in range(130)
+        ]
+    assert set(codes) == {200}
