@@ -8,7 +8,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError
 
-from kiln.errors import KilnError
+from kiln.errors import KilnError, NotFound
 
 Source = Literal["huggingface", "path", "package", "train"]
 
@@ -41,13 +41,14 @@ class Catalog(BaseModel):
         raise UnknownModel(name, self.names())
 
 
-class UnknownModel(KilnError):
-    status_code = 404
-
+class UnknownModel(NotFound):
     def __init__(self, name: str, available: list[str]):
         self.name = name
         self.available = available
-        super().__init__(f"Unknown model '{name}'. Available models: {', '.join(available) or 'none'}")
+        super().__init__(
+            f"Unknown model '{name}'. Available models: {', '.join(available) or 'none'}",
+            {"model_name": name, "available_models": available},
+        )
 
 
 def load_catalog(path: Path) -> Catalog:

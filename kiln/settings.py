@@ -39,6 +39,14 @@ class Settings(BaseSettings):
     max_text_chars: int = 10_000
     torch_threads: int = Field(0, description="0 lets torch pick (one per core)")
 
+    # --- pipeline: datasets, optimization, fine-tuning ---
+
+    # --- serving: autoscaler, devices, logs ---
+
+    # --- access control: users, keys, rate limits, security headers ---
+
+    # --- audio: speech synthesis and recognition ---
+
     @property
     def explicit_home(self) -> bool:
         return self.home is not None

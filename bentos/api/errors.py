@@ -1,22 +1,99 @@
-"""Seed 000's error format, ``{"success": false, "error", "detail"}``, for every failure."""
+"""Error bodies. Each seed keeps its own documented error format under its paths (DESIGN.md):
+
+- seed 000 (``/``, the default):   {"success": false, "error": msg, "detail": details}
+- seed 001 (``/api/...``):          {"detail": msg}
+- seed 002 (auth, users, tasks, files, system/task metrics, ml): {"error": {code, message, details, timestamp, request_id}}
+- seed 003 (``/api/v1/...``):       {"detail": msg, "error_type": type, "request_id": id}
+- seed 004 (``/api/device`` ...):   {"success": false, "error": {code, message, details}}
+
+Every body also carries the request id (seed 003's rule, applied everywhere).
+"""
 
 from __future__ import annotations
 
 import logging
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kiln.catalog import UnknownModel
-from kiln.errors import InvalidInput, KilnError, ModelNotAvailable
+from kiln.errors import KilnError
 
 log = logging.getLogger("kiln.api")
 
+SEED_002_PREFIXES = ("/auth", "/users", "/tasks", "/files", "/metrics/system", "/metrics/tasks", "/ml/")
+SEED_004_PREFIXES = (
+    "/api/device", "/api/model/", "/api/inference", "/api/postprocessing", "/api/processing", "/api/memory",
+)
+STATUS_CODES = {
+    400: "VALIDATION_ERROR", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT", 413: "PAYLOAD_TOO_LARGE", 422: "VALIDATION_ERROR", 429: "RATE_LIMITED",
+    500: "INTERNAL_ERROR", 503: "SERVICE_UNAVAILABLE",
+}
+ERROR_TYPES = {
+    400: "validation_error", 401: "authentication_error", 403: "authorization_error", 404: "not_found",
+    409: "conflict", 413: "validation_error", 422: "validation_error", 429: "rate_limit_error",
+    500: "internal_error", 503: "engine_error",
+}
 
-def error_body(error: str, detail: object = None) -> dict:
-    return {"success": False, "error": error, "detail": detail}
+
+def request_id(request: Request) -> str:
+    rid = getattr(request.state, "request_id", None) or request.headers.get("X-Request-ID")
+    if not rid:
+        rid = uuid.uuid4().hex
+        request.state.request_id = rid
+    return rid
+
+
+Formatter = Callable[[int, str, str, Any, str], dict]
+
+
+def seed000(status: int, message: str, code: str, details: Any, rid: str) -> dict:
+    return {"success": False, "error": message, "detail": details, "request_id": rid}
+
+
+def seed001(status: int, message: str, code: str, details: Any, rid: str) -> dict:
+    return {"detail": message, "request_id": rid}
+
+
+def seed002(status: int, message: str, code: str, details: Any, rid: str) -> dict:
+    stamp = datetime.now(timezone.utc).isoformat()
+    return {"error": {"code": code, "message": message, "details": details, "timestamp": stamp, "request_id": rid}}
+
+
+def seed003(status: int, message: str, code: str, details: Any, rid: str) -> dict:
+    return {"detail": message, "error_type": ERROR_TYPES.get(status, "error"), "request_id": rid}
+
+
+def seed004(status: int, message: str, code: str, details: Any, rid: str) -> dict:
+    return {"success": False, "error": {"code": code, "message": message, "details": details}, "request_id": rid}
+
+
+def formatter_for(path: str) -> Formatter:
+    if path.startswith("/api/v1/") or path == "/api/v1":
+        return seed003
+    if path.startswith(SEED_004_PREFIXES):
+        return seed004
+    if path.startswith("/api/"):
+        return seed001
+    if path.startswith(SEED_002_PREFIXES):
+        return seed002
+    return seed000
+
+
+def error_response(
+    request: Request, status: int, message: str, details: Any = None, code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """The error body for ``request``'s path, in the format its seed documents."""
+    rid = request_id(request)
+    body = formatter_for(request.url.path)(status, message, code or STATUS_CODES.get(status, "ERROR"), details, rid)
+    return JSONResponse(body, status_code=status, headers={**(headers or {}), "X-Request-ID": rid})
 
 
 def _field(location: tuple) -> str:
@@ -25,29 +102,22 @@ def _field(location: tuple) -> str:
 
 
 async def kiln_error(request: Request, exc: KilnError) -> JSONResponse:
-    detail: object = None
-    if isinstance(exc, UnknownModel):
-        detail = {"model_name": exc.name, "available_models": exc.available}
-    elif isinstance(exc, InvalidInput):
-        detail = {"field": exc.field}
-    elif isinstance(exc, ModelNotAvailable):
-        detail = {"model_name": exc.name, "how_to_get": exc.how_to_get}
-    return JSONResponse(error_body(exc.message, detail), status_code=exc.status_code)
+    return error_response(request, exc.status_code, exc.message, exc.details or None, exc.code)
 
 
 async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     problems = [{"field": _field(e["loc"]), "message": e["msg"]} for e in exc.errors()]
     summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
-    return JSONResponse(error_body(f"Invalid request: {summary}", problems), status_code=422)
+    return error_response(request, 422, f"Invalid request: {summary}", problems)
 
 
 async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    return JSONResponse(error_body(str(exc.detail), None), status_code=exc.status_code, headers=exc.headers)
+    return error_response(request, exc.status_code, str(exc.detail), None, headers=getattr(exc, "headers", None))
 
 
 async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("Unhandled error on %s %s", request.method, request.url.path)
-    return JSONResponse(error_body("Internal server error", type(exc).__name__), status_code=500)
+    return error_response(request, 500, "Internal server error", type(exc).__name__)
 
 
 def install(app: FastAPI) -> None:
