@@ -6,7 +6,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The workspace is the checkout that holds assets/, notebooks/ and mlflow/ (kiln is installed editable).
@@ -46,6 +46,26 @@ class Settings(BaseSettings):
     # --- access control: users, keys, rate limits, security headers ---
 
     # --- audio: speech synthesis and recognition ---
+    audio_enabled: bool = Field(True, description="Load the speech engines in the gateway's AudioService")
+    audio_voices_dir: Path | None = Field(None, description="Extra piper voices (<name>.onnx + .onnx.json); default KILN_HOME/voices")
+    audio_outputs_dir: Path | None = Field(None, description="Files served under /outputs/ (seed 001's audio_url); default KILN_HOME/outputs")
+    audio_tts_engines: str = Field("piper,transformers,espeak", description="TTS engines in routing preference order")
+    audio_stt_engines: str = Field("faster-whisper,whisper,pocketsphinx", description="STT engines in routing preference order")
+    audio_default_lang: str = "en"
+    audio_default_format: str = Field("ogg", description="TTSKit's default output format")
+    audio_max_text_length: int = Field(1000, description="Characters per synthesis request (TTSKIT_MAX_CHARS); the schema caps at 5000")
+    audio_max_batch_texts: int = 10
+    audio_chunk_chars: int = Field(400, description="Long texts are synthesized in sentence chunks of at most this size")
+    audio_max_upload_mb: int = 25
+    audio_whisper_beam_size: int = 5
+    audio_cache_enabled: bool = True
+    audio_cache_ttl: int = Field(3600, description="Seconds a synthesized clip stays cached")
+    audio_cache_type: str = Field("auto", description="memory | redis | auto (redis when a Redis URL is set)")
+    audio_cache_max_entries: int = 1000
+    audio_cache_redis_url: str | None = Field(
+        None, validation_alias=AliasChoices("KILN_AUDIO_CACHE_REDIS_URL", "KILN_REDIS_URL"),
+        description="Redis for the TTS cache; KILN_REDIS_URL is used when this is unset",
+    )
 
     @property
     def explicit_home(self) -> bool:
@@ -87,6 +107,14 @@ class Settings(BaseSettings):
     @property
     def logs_dir(self) -> Path:
         return self.home_dir / "logs"
+
+    @property
+    def voices_dir(self) -> Path:
+        return self.audio_voices_dir or self.home_dir / "voices"
+
+    @property
+    def outputs_dir(self) -> Path:
+        return self.audio_outputs_dir or self.home_dir / "outputs"
 
     @property
     def mlflow_ui_url(self) -> str:

@@ -1,0 +1,189 @@
+"""Audio I/O and signal edits: decode/encode (wav, mp3, ogg, flac) with soundfile, resampling,
+speed, pitch and volume. Audio is always mono float32 in [-1, 1] inside Kiln."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from kiln.errors import BadRequest, InvalidInput
+
+# format -> (soundfile format, subtype, MIME type)
+FORMATS: dict[str, tuple[str, str | None, str]] = {
+    "wav": ("WAV", "PCM_16", "audio/wav"),
+    "mp3": ("MP3", "MPEG_LAYER_III", "audio/mpeg"),
+    "ogg": ("OGG", "VORBIS", "audio/ogg"),
+    "flac": ("FLAC", "PCM_16", "audio/flac"),
+}
+# MP3 (MPEG layer III) only takes these sample rates; others are resampled to the nearest above.
+MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
+MAX_DECODED_SECONDS = 60 * 60
+
+
+@dataclass
+class Audio:
+    samples: np.ndarray  # mono float32
+    sample_rate: int
+
+    @property
+    def duration(self) -> float:
+        return len(self.samples) / self.sample_rate if self.sample_rate else 0.0
+
+
+def mime_type(fmt: str) -> str:
+    return FORMATS[check_format(fmt)][2]
+
+
+def check_format(fmt: str, field: str = "format") -> str:
+    name = (fmt or "").lower().lstrip(".")
+    if name == "mpeg":
+        name = "mp3"
+    if name not in FORMATS:
+        raise InvalidInput(field, f"unsupported audio format '{fmt}'; use one of {', '.join(FORMATS)}")
+    return name
+
+
+def decode(data: bytes, field: str = "file") -> Audio:
+    """Decode an uploaded file (any format libsndfile reads) to mono float32. Non-audio is a 422."""
+    import soundfile as sf
+
+    if not data:
+        raise InvalidInput(field, "the uploaded file is empty")
+    try:
+        with sf.SoundFile(io.BytesIO(data)) as handle:
+            if handle.frames > MAX_DECODED_SECONDS * handle.samplerate:
+                raise InvalidInput(field, f"audio longer than {MAX_DECODED_SECONDS} s is not accepted")
+            samples = handle.read(dtype="float32", always_2d=True)
+            rate = handle.samplerate
+    except InvalidInput:
+        raise
+    except Exception as exc:  # libsndfile's errors (sf.LibsndfileError, RuntimeError) all mean "not audio"
+        raise InvalidInput(field, f"not a readable audio file (wav, mp3, ogg or flac): {exc}") from exc
+    if samples.size == 0:
+        raise InvalidInput(field, "the audio file holds no samples")
+    mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
+    if not np.all(np.isfinite(mono)):
+        raise InvalidInput(field, "the audio holds non-finite samples")
+    return Audio(np.ascontiguousarray(mono, dtype=np.float32), int(rate))
+
+
+def probe(data: bytes) -> dict:
+    """What an upload is, without keeping the samples: format, duration, rate, channels."""
+    import soundfile as sf
+
+    with sf.SoundFile(io.BytesIO(data)) as handle:
+        return {
+            "format": handle.format.lower(),
+            "subtype": handle.subtype,
+            "sample_rate": handle.samplerate,
+            "channels": handle.channels,
+            "frames": handle.frames,
+            "duration": handle.frames / handle.samplerate if handle.samplerate else 0.0,
+        }
+
+
+def encode(audio: Audio, fmt: str) -> bytes:
+    import soundfile as sf
+
+    fmt = check_format(fmt)
+    container, subtype, _ = FORMATS[fmt]
+    samples, rate = audio.samples, audio.sample_rate
+    if fmt == "mp3" and rate not in MP3_RATES:
+        target = next((r for r in MP3_RATES if r >= rate), MP3_RATES[-1])
+        samples, rate = resample(samples, rate, target), target
+    if len(samples) == 0:
+        raise BadRequest("Nothing to encode: the synthesized audio is empty")
+    buffer = io.BytesIO()
+    sf.write(buffer, np.clip(samples, -1.0, 1.0), rate, format=container, subtype=subtype)
+    return buffer.getvalue()
+
+
+def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
+    if source_rate == target_rate or len(samples) == 0:
+        return samples.astype(np.float32, copy=False)
+    from scipy.signal import resample_poly
+
+    ratio = Fraction(target_rate, source_rate).limit_denominator(1000)
+    return resample_poly(samples, ratio.numerator, ratio.denominator).astype(np.float32)
+
+
+def time_stretch(samples: np.ndarray, rate: float, sample_rate: int) -> np.ndarray:
+    """Play ``rate`` times faster without changing pitch (WSOLA: overlap-add of windows aligned by
+    cross-correlation, so periodic speech is not smeared)."""
+    if abs(rate - 1.0) < 1e-3 or len(samples) == 0:
+        return samples
+    frame = int(0.04 * sample_rate)
+    hop_out = frame // 2
+    hop_in = hop_out * rate
+    tolerance = int(0.01 * sample_rate)
+    window = np.hanning(frame).astype(np.float32)
+    padded = np.concatenate([samples, np.zeros(frame + tolerance * 2, dtype=np.float32)])
+    count = max(1, int((len(samples) - frame) / hop_in) + 1)
+    out = np.zeros(count * hop_out + frame, dtype=np.float32)
+    norm = np.zeros_like(out)
+    previous = padded[:frame]
+    position = 0
+    for index in range(count):
+        nominal = int(index * hop_in)
+        if index == 0:
+            start = nominal
+        else:
+            # Pick the shift within +-tolerance whose frame best continues what was written.
+            target = previous[hop_out:hop_out + frame - hop_out]
+            low = max(0, nominal - tolerance)
+            region = padded[low:nominal + tolerance + len(target)]
+            if len(region) < len(target) + 1:
+                start = nominal
+            else:
+                scores = np.correlate(region, target, mode="valid")
+                start = low + int(np.argmax(scores))
+        chunk = padded[start:start + frame]
+        if len(chunk) < frame:
+            chunk = np.pad(chunk, (0, frame - len(chunk)))
+        out[position:position + frame] += chunk * window
+        norm[position:position + frame] += window
+        previous = padded[start:start + frame + hop_out]
+        if len(previous) < frame:
+            previous = np.pad(previous, (0, frame - len(previous)))
+        position += hop_out
+    out /= np.maximum(norm, 1e-3)
+    return out[: int(len(samples) / rate)].astype(np.float32)
+
+
+def pitch_shift(samples: np.ndarray, semitones: float, sample_rate: int) -> np.ndarray:
+    """Shift pitch by ``semitones`` and keep the duration: resample, then stretch time back."""
+    if abs(semitones) < 1e-3 or len(samples) == 0:
+        return samples
+    factor = 2.0 ** (semitones / 12.0)
+    # Played at sample_rate, the resampled signal is `factor` times higher and shorter...
+    shifted = resample(samples, int(round(sample_rate * factor)), sample_rate)
+    # ...so slow it back down to the original length.
+    return time_stretch(shifted, 1.0 / factor, sample_rate)[: len(samples)]
+
+
+def apply_effects(audio: Audio, rate: float = 1.0, pitch: float = 0.0, volume: float = 1.0,
+                  native_rate: bool = False, native_pitch: bool = False) -> Audio:
+    samples = audio.samples
+    if not native_pitch:
+        samples = pitch_shift(samples, pitch, audio.sample_rate)
+    if not native_rate:
+        samples = time_stretch(samples, rate, audio.sample_rate)
+    if volume != 1.0:
+        samples = np.clip(samples * volume, -1.0, 1.0)
+    return Audio(samples.astype(np.float32, copy=False), audio.sample_rate)
+
+
+def concatenate(parts: list[Audio], pause_seconds: float = 0.0) -> Audio:
+    if not parts:
+        raise BadRequest("Nothing was synthesized")
+    rate = parts[0].sample_rate
+    gap = np.zeros(int(pause_seconds * rate), dtype=np.float32)
+    pieces: list[np.ndarray] = []
+    for index, part in enumerate(parts):
+        if index:
+            pieces.append(gap)
+        pieces.append(resample(part.samples, part.sample_rate, rate))
+    return Audio(np.concatenate(pieces).astype(np.float32), rate)
