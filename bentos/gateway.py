@@ -8,6 +8,7 @@ from typing import Any
 import bentoml
 
 from bentos.api import create_app
+from bentos.audio import AudioService
 from bentos.models import ServedModel, served_models
 from bentos.worker import ModelWorker
 from kiln.catalog import UnknownModel, load_catalog
@@ -21,6 +22,7 @@ app = create_app()
 @bentoml.asgi_app(app, path="/")
 class Gateway:
     worker = bentoml.depends(ModelWorker)
+    audio = bentoml.depends(AudioService)
 
     def __init__(self) -> None:
         self.settings = get_settings()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from bentos.api import errors, predict, system
+from bentos.api import audio_seed000, audio_seed001, errors, openai_audio, predict, system, ttskit
 from kiln import __version__
 
 
@@ -20,4 +20,18 @@ def create_app() -> FastAPI:
     errors.install(app)
     app.include_router(predict.router)
     app.include_router(system.router)
+    for router in (audio_seed000.router, audio_seed001.router, ttskit.router, openai_audio.router):
+        app.include_router(router)
+    mount_outputs(app)
     return app
+
+
+def mount_outputs(app: FastAPI) -> None:
+    """/outputs/... serves KILN_HOME/outputs (seed 001's audio_url); StaticFiles refuses paths that leave it."""
+    from fastapi.staticfiles import StaticFiles
+
+    from kiln.settings import get_settings
+
+    folder = get_settings().outputs_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    app.mount("/outputs", StaticFiles(directory=folder), name="outputs")

@@ -67,7 +67,9 @@ def seed002(status: int, message: str, code: str, details: Any, rid: str) -> dic
 
 
 def seed003(status: int, message: str, code: str, details: Any, rid: str) -> dict:
-    return {"detail": message, "error_type": ERROR_TYPES.get(status, "error"), "request_id": rid}
+    # An error may name its TTSKit type itself (e.g. "text_too_long"); otherwise the status decides.
+    named = details.get("error_type") if isinstance(details, dict) else None
+    return {"detail": message, "error_type": named or ERROR_TYPES.get(status, "error"), "request_id": rid}
 
 
 def seed004(status: int, message: str, code: str, details: Any, rid: str) -> dict:

@@ -61,7 +61,8 @@ def decode(data: bytes, field: str = "file") -> Audio:
     except InvalidInput:
         raise
     except Exception as exc:  # libsndfile's errors (sf.LibsndfileError, RuntimeError) all mean "not audio"
-        raise InvalidInput(field, f"not a readable audio file (wav, mp3, ogg or flac): {exc}") from exc
+        reason = str(exc).rsplit(": ", 1)[-1] or type(exc).__name__  # drop libsndfile's "Error opening <BytesIO>"
+        raise InvalidInput(field, f"not a readable audio file (wav, mp3, ogg or flac): {reason}") from exc
     if samples.size == 0:
         raise InvalidInput(field, "the audio file holds no samples")
     mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
