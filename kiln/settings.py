@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     audio_chunk_chars: int = Field(400, description="Long texts are synthesized in sentence chunks of at most this size")
     audio_max_upload_mb: int = 25
     audio_whisper_beam_size: int = 5
+    audio_whisper_temperature_fallback: bool = Field(True, description="openai-whisper retries at higher temperatures when decoding fails")
     audio_cache_enabled: bool = True
     audio_cache_ttl: int = Field(3600, description="Seconds a synthesized clip stays cached")
     audio_cache_type: str = Field("auto", description="memory | redis | auto (redis when a Redis URL is set)")

@@ -28,12 +28,12 @@ def tts_factories(voices_dir: Path, store_dir: Path) -> dict[str, Callable[[], T
     }
 
 
-def stt_factories(store_dir: Path, beam_size: int) -> dict[str, Callable[[], STTEngine]]:
+def stt_factories(store_dir: Path, beam_size: int, temperature_fallback: bool = True) -> dict[str, Callable[[], STTEngine]]:
     from kiln.audio.stt import FasterWhisperEngine, OpenAIWhisperEngine, PocketsphinxEngine
 
     return {
         "faster-whisper": lambda: FasterWhisperEngine(store_dir, beam_size),
-        "whisper": lambda: OpenAIWhisperEngine(store_dir),
+        "whisper": lambda: OpenAIWhisperEngine(store_dir, temperature_fallback),
         "pocketsphinx": PocketsphinxEngine,
     }
 

@@ -115,7 +115,7 @@ class Speech:
         s = self.settings
         if registry is None:
             tts = tts_factories(s.voices_dir, s.model_store_dir)
-            stt = stt_factories(s.model_store_dir, s.audio_whisper_beam_size)
+            stt = stt_factories(s.model_store_dir, s.audio_whisper_beam_size, s.audio_whisper_temperature_fallback)
             tts = {n: tts[n] for n in _names(s.audio_tts_engines) if n in tts}
             stt = {n: stt[n] for n in _names(s.audio_stt_engines) if n in stt}
             registry = EngineRegistry(tts, stt)

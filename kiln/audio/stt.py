@@ -120,7 +120,8 @@ class OpenAIWhisperEngine(STTEngine):
     capabilities = Capabilities(offline=True, rate_control=False, pitch_control=False, neural=True,
                                 language_detection=True, timestamps=True)
 
-    def __init__(self, store_dir: Path):
+    def __init__(self, store_dir: Path, temperature_fallback: bool = True):
+        self.temperatures = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0) if temperature_fallback else (0.0,)
         try:
             import whisper  # noqa: F401
         except ImportError as exc:
@@ -165,6 +166,7 @@ class OpenAIWhisperEngine(STTEngine):
             language = "en"
         with self._lock:  # one forward pass at a time per process: torch already uses every core
             result = checkpoint.transcribe(samples, language=language, fp16=False, word_timestamps=word_timestamps,
+                                           temperature=self.temperatures,
                                            condition_on_previous_text=False, verbose=None)
         segments = _whisper_segments(result["segments"], lambda seg, key: seg.get(key))
         return Transcription(text=result["text"].strip(), language=result.get("language", language),
