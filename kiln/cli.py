@@ -39,6 +39,51 @@ def serve(
 
 
 @app.command()
+def api(
+    host: Annotated[str, typer.Option("--host", "-h", help="Host to bind to")] = "0.0.0.0",
+    port: Annotated[int, typer.Option("--port", "-p", help="Port to bind to")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", "-w", help="Gateway worker processes")] = 1,
+    reload: Annotated[bool, typer.Option("--reload", help="Restart on code changes (development)")] = False,
+    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning, error")] = "info",
+    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="Log every request")] = True,
+    timeout_keep_alive: Annotated[Optional[int], typer.Option("--timeout-keep-alive", help="Not adjustable under BentoML (5)")] = None,
+    ssl_keyfile: Annotated[Optional[str], typer.Option("--ssl-keyfile", help="SSL key file")] = None,
+    ssl_certfile: Annotated[Optional[str], typer.Option("--ssl-certfile", help="SSL certificate file")] = None,
+    ssl_keyfile_password: Annotated[Optional[str], typer.Option("--ssl-keyfile-password", help="SSL key password")] = None,
+    ssl_version: Annotated[Optional[int], typer.Option("--ssl-version", help="SSL version (ssl module constant)")] = None,
+    ssl_cert_reqs: Annotated[Optional[int], typer.Option("--ssl-cert-reqs", help="Client certificate requirement (0-2)")] = None,
+    ssl_ca_certs: Annotated[Optional[str], typer.Option("--ssl-ca-certs", help="CA certificates file")] = None,
+    ssl_ciphers: Annotated[Optional[str], typer.Option("--ssl-ciphers", help="SSL ciphers")] = None,
+    header: Annotated[Optional[list[str]], typer.Option("--header", help="Extra response header 'Name: value' (repeatable)")] = None,
+    forwarded_allow_ips: Annotated[Optional[str], typer.Option("--forwarded-allow-ips", help="Proxies trusted for X-Forwarded-*")] = None,
+    root_path: Annotated[Optional[str], typer.Option("--root-path", help="Path prefix the app is served under")] = None,
+    proxy_headers: Annotated[bool, typer.Option("--proxy-headers/--no-proxy-headers", help="Honour X-Forwarded-For/-Proto")] = True,
+    server_header: Annotated[bool, typer.Option("--server-header/--no-server-header", help="Always on under BentoML")] = True,
+    date_header: Annotated[bool, typer.Option("--date-header/--no-date-header", help="Always on under BentoML")] = True,
+) -> None:
+    """Start the HTTP API (the BentoML gateway) with the options of TTSKit's `ttskit api`."""
+    from kiln.services import ApiOptionError, api_command
+
+    settings = configure_environment()
+    ssl = {"keyfile": ssl_keyfile, "certfile": ssl_certfile, "keyfile_password": ssl_keyfile_password,
+           "version": ssl_version, "cert_reqs": ssl_cert_reqs, "ca_certs": ssl_ca_certs, "ciphers": ssl_ciphers}
+    try:
+        command, env = api_command(
+            settings, host=host, port=port, workers=workers, reload=reload, log_level=log_level, access_log=access_log,
+            ssl=ssl, headers=header, proxy_headers=proxy_headers, forwarded_allow_ips=forwarded_allow_ips,
+            root_path=root_path, timeout_keep_alive=timeout_keep_alive, server_header=server_header,
+            date_header=date_header,
+        )
+    except ApiOptionError as exc:
+        typer.echo(f"Error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    scheme = "https" if ssl_certfile else "http"
+    typer.echo(f"Kiln API on {scheme}://{host}:{port}  (docs {scheme}://{host}:{port}/api/docs, workers {workers})")
+    os.environ.update(env)
+    os.execvp(command[0], command)
+
+
+@app.command()
 def up(
     skip_pipeline: Annotated[bool, typer.Option(help="Do not run the pipeline first")] = False,
 ) -> None:

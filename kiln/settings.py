@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     audio_cache_ttl: int = Field(3600, description="Seconds a synthesized clip stays cached")
     audio_cache_type: str = Field("auto", description="memory | redis | auto (redis when a Redis URL is set)")
     audio_cache_max_entries: int = 1000
+    # `kiln api` (TTSKit's `ttskit api` options that act inside the app rather than on bentoml serve)
+    api_headers: list[str] = Field(default_factory=list, description="Extra response headers, 'Name: value'")
+    api_proxy_headers: bool = Field(False, description="Trust X-Forwarded-For/-Proto from api_forwarded_allow_ips")
+    api_forwarded_allow_ips: str = Field("127.0.0.1", description="Comma-separated proxies trusted for forwarded headers, or *")
+    api_root_path: str = Field("", description="ASGI root_path when served behind a path prefix")
     audio_cache_redis_url: str | None = Field(
         None, validation_alias=AliasChoices("KILN_AUDIO_CACHE_REDIS_URL", "KILN_REDIS_URL"),
         description="Redis for the TTS cache; KILN_REDIS_URL is used when this is unset",

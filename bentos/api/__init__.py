@@ -23,7 +23,30 @@ def create_app() -> FastAPI:
     for router in (audio_seed000.router, audio_seed001.router, ttskit.router, openai_audio.router):
         app.include_router(router)
     mount_outputs(app)
+    install_api_options(app)
     return app
+
+
+def install_api_options(app: FastAPI) -> None:
+    """`kiln api` options that act inside the app: extra headers, proxy headers, root path."""
+    from kiln.settings import get_settings
+
+    settings = get_settings()
+    if settings.api_root_path:
+        app.root_path = settings.api_root_path
+    extra = [tuple(part.strip() for part in header.split(":", 1)) for header in settings.api_headers]
+    if extra:
+        @app.middleware("http")
+        async def add_headers(request, call_next):
+            response = await call_next(request)
+            for name, value in extra:
+                response.headers[name] = value
+            return response
+    if settings.api_proxy_headers:
+        from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+        hosts = [h.strip() for h in settings.api_forwarded_allow_ips.split(",")]
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=hosts if hosts != ["*"] else "*")
 
 
 def mount_outputs(app: FastAPI) -> None:

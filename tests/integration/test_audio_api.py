@@ -1,0 +1,64 @@
+"""``kiln api`` as a real subprocess: the gateway and the AudioService in separate BentoML processes,
+audio round-tripped over HTTP, TTSKit options applied (extra header, access log off)."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import free_port
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+
+@pytest.fixture(scope="module")
+def api(kiln_home: Path):
+    port = free_port()
+    log_path = kiln_home / f"api-{port}.log"
+    kiln = Path(sys.executable).parent / "kiln"
+    process = subprocess.Popen(
+        [str(kiln), "api", "--host", "127.0.0.1", "--port", str(port), "--header", "X-API-Version: v1",
+         "--no-access-log", "--log-level", "warning"],
+        stdout=log_path.open("wb"), stderr=subprocess.STDOUT, start_new_session=True, env=os.environ.copy(),
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    try:
+        while True:
+            assert process.poll() is None, log_path.read_text()[-3000:]
+            assert time.monotonic() < deadline, "kiln api did not answer in 180 s"
+            try:
+                if httpx.get(f"{url}/api/v1/health", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_synthesize_then_transcribe_over_http(api):
+    synth = httpx.post(f"{api}/api/v1/synth", json={"text": "Please call me tomorrow morning.", "format": "wav"}, timeout=60)
+    assert synth.status_code == 200 and synth.headers["x-engine-used"] == "piper"
+    assert synth.headers["x-api-version"] == "v1"
+    heard = httpx.post(f"{api}/v1/audio/transcriptions", files={"file": ("a.wav", synth.content)}, timeout=60)
+    assert heard.status_code == 200 and "call me tomorrow" in heard.json()["text"].lower()
+
+
+def test_errors_cross_the_service_boundary_intact(api):
+    too_long = httpx.post(f"{api}/api/v1/synth", json={"text": "a" * 1001}, timeout=30)
+    assert too_long.status_code == 400 and too_long.json()["error_type"] == "text_too_long"
+    absent = httpx.post(f"{api}/api/v1/synth", json={"text": "hi", "engine": "transformers"}, timeout=30)
+    assert absent.status_code == 503 and "kiln pipeline" in absent.json()["detail"]
+    junk = httpx.post(f"{api}/transcribe", files={"file": ("a.wav", b"junk")}, timeout=30)
+    assert junk.status_code == 422 and junk.json()["success"] is False
