@@ -85,7 +85,7 @@ class AccessControl:
         from pwdlib import PasswordHash
 
         self.passwords = PasswordHash.recommended()
-        self._dummy_hash = self.passwords.hash(secrets.token_urlsafe(16))  # equal work for unknown usernames
+        self._dummy_hash: str | None = None
         self._tokens: TokenIssuer | None = None
         self._start_lock = threading.Lock()
         self._last_used: dict[str, datetime] = {}
@@ -216,7 +216,8 @@ class AccessControl:
     def check_password(self, username: str, password: str) -> User | None:
         with self.database.session() as session:
             user = session.scalar(select(User).where(User.username == username))
-        if user is None:
+        if user is None:  # the same argon2 work as for a real user, so timing does not reveal usernames
+            self._dummy_hash = self._dummy_hash or self.passwords.hash(secrets.token_urlsafe(16))
             self.passwords.verify(password, self._dummy_hash)
             return None
         if not self.passwords.verify(password, user.password_hash) or not user.is_active:
