@@ -24,7 +24,7 @@ from kiln.access.models import (
 )
 from kiln.access.tokens import TokenIssuer, TokenPair, looks_like_jwt, resolve_secret
 from kiln.db import Database
-from kiln.errors import Conflict, InvalidInput, NotFound
+from kiln.errors import BadRequest, Conflict, InvalidInput, NotFound
 from kiln.settings import Settings
 
 log = logging.getLogger("kiln.access")
@@ -252,8 +252,8 @@ class AccessControl:
             if principal is not None and principal.user_id and claims["sub"] != principal.user_id:
                 raise Forbidden("That refresh token belongs to another user")
             revoke[claims["jti"]] = datetime.fromtimestamp(claims["exp"], timezone.utc)
-        if not revoke:
-            raise Unauthorized("Log out needs a bearer access token or a refresh_token")
+        if not revoke:  # e.g. an API key or Basic credential: valid, but there is no session to end
+            raise BadRequest("Nothing to log out: send a bearer access token (JWT) or a refresh_token")
         with self.database.session() as session:
             for jti, expires in revoke.items():
                 session.merge(RevokedToken(jti=jti, expires_at=expires))
