@@ -18,10 +18,24 @@ LEVELS = ("read", "write", "admin")
 RANK = {"read": 1, "write": 2, "admin": 3}
 
 
+def forget_bentoml_http_metrics() -> None:
+    """BentoML registers its HTTP metrics once per ASGI app in the process-wide Prometheus registry, so a
+    second ``Gateway.to_asgi()`` in one process fails (DuplicateTimeseries). Drop them before and after
+    this module so test_gateway.py's own ``to_asgi()`` works in either order."""
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    registry = BentoMLContainer.metrics_client.get().registry
+    for collector, names in list(registry._collector_to_names.items()):
+        if any(name.startswith("bentoml_service_") for name in names):
+            registry.unregister(collector)
+
+
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory):
     """The real gateway app with auth switched on (its own records database), restored afterwards."""
     from bentos.gateway import Gateway, app
+
+    forget_bentoml_http_metrics()
 
     settings = Settings(home=tmp_path_factory.mktemp("matrix"), enable_auth=True, rate_limit_enabled=False)
     saved = app.state.access, app.state.limiter
@@ -37,6 +51,7 @@ def gateway(tmp_path_factory):
             yield client, app, keys
     finally:
         app.state.access, app.state.limiter = saved
+        forget_bentoml_http_metrics()
 
 
 def operations(app):
