@@ -93,6 +93,11 @@ class AccessMiddleware:
 
         principal, problem = await self._principal(access, request)
         state["principal"] = principal
+        if problem and limiter is not None:  # bad credentials count as guesses, per client IP, on any route
+            guesses = await limiter.hit("auth", f"ip:{client_ip(scope)}")
+            if guesses is not None and not guesses.allowed:
+                await self._too_many(request, guesses, "auth")(scope, receive, send)
+                return
         if access.settings.enable_auth and rule.access != Access.PUBLIC:
             denied = self._deny(request, rule, principal, problem, template)
             if denied is not None:
@@ -104,11 +109,7 @@ class AccessMiddleware:
 
         decision = await self._count(limiter, rule, principal, scope)
         if decision is not None and not decision.allowed:
-            headers = {**decision.headers(), "Retry-After": str(decision.retry_after)}
-            message = f"Rate limit exceeded: {decision.limit} requests per window for {rule.group} routes"
-            await error_response(request, 429, message, {"retry_after": decision.retry_after}, headers=headers)(
-                scope, receive, send
-            )
+            await self._too_many(request, decision, rule.group)(scope, receive, send)
             return
 
         status = 500
@@ -129,6 +130,12 @@ class AccessMiddleware:
             if rule.access == Access.ADMIN:
                 await self._audit(access, request, "admin_action", "success" if status < 400 else "failure", principal,
                                   f"{scope['method']} {template}", status=status)
+
+    @staticmethod
+    def _too_many(request: Request, decision: Decision, group: str):
+        headers = {**decision.headers(), "Retry-After": str(decision.retry_after)}
+        message = f"Rate limit exceeded: {decision.limit} requests per window for {group} requests"
+        return error_response(request, 429, message, {"retry_after": decision.retry_after}, headers=headers)
 
     async def _principal(self, access: AccessControl, request: Request) -> tuple[Principal | None, str | None]:
         authorization = request.headers.get("authorization")

@@ -11,6 +11,7 @@ import logging
 import re
 import secrets
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -37,6 +38,8 @@ MIN_PASSWORD = 8
 MIN_KEY = 8
 LEVELS = {"read": 1, "write": 2, "admin": 3}
 LAST_USED_EVERY = timedelta(minutes=1)  # bound the writes a busy key causes
+BASIC_REMEMBER_SECONDS = 60
+BASIC_REMEMBERED_MAX = 1024
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,8 @@ class AccessControl:
         self._tokens: TokenIssuer | None = None
         self._start_lock = threading.Lock()
         self._last_used: dict[str, datetime] = {}
+        self._basic_pepper = secrets.token_bytes(32)
+        self._basic_seen: dict[str, tuple[str, str, float]] = {}
 
     # --- start ---
 
@@ -343,15 +348,31 @@ class AccessControl:
         if scheme == "bearer" and value:
             return self._by_token(value) if looks_like_jwt(value) else self._by_key(value)
         if scheme == "basic" and value:
-            try:
-                username, sep, password = base64.b64decode(value, validate=True).decode().partition(":")
-            except (binascii.Error, UnicodeDecodeError):
-                raise Unauthorized("Malformed Basic credentials") from None
-            user = self.check_password(username, password) if sep else None
-            if user is None:
-                raise Unauthorized("Incorrect username or password")
+            user = self._by_basic(value)
             return Principal("user", user.username, tuple(user.permission_list), user_id=user.id)
         raise Unauthorized("Unsupported Authorization scheme: use Bearer, Basic or X-API-Key")
+
+    def _by_basic(self, value: str) -> User:
+        """Basic credentials cost an argon2 verification (about 0.1 s), so a verified one is remembered for
+        a minute, keyed by a keyed hash (never the password) and tied to the user's current password hash."""
+        digest = hmac.new(self._basic_pepper, value.encode(), hashlib.sha256).hexdigest()
+        remembered = self._basic_seen.get(digest)
+        if remembered and remembered[2] > time.monotonic():
+            with self.database.session() as session:
+                user = session.get(User, remembered[0])
+            if user is not None and user.is_active and user.password_hash == remembered[1]:
+                return user
+        try:
+            username, sep, password = base64.b64decode(value, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            raise Unauthorized("Malformed Basic credentials") from None
+        user = self.check_password(username, password) if sep else None
+        if user is None:
+            raise Unauthorized("Incorrect username or password")
+        if len(self._basic_seen) >= BASIC_REMEMBERED_MAX:
+            self._basic_seen.clear()
+        self._basic_seen[digest] = (user.id, user.password_hash, time.monotonic() + BASIC_REMEMBER_SECONDS)
+        return user
 
     def _by_token(self, token: str) -> Principal:
         claims = self.tokens.decode(token, "access")

@@ -145,6 +145,8 @@ def test_rate_limit_headers_and_429_under_a_burst(tmp_path):
     attempts = [client.post("/auth/login", json={"username": "x", "password": "guess-1234"}).status_code
                 for _ in range(4)]
     assert attempts == [401, 401, 401, 429]  # password guessing is limited per client IP
+    guess = client.get("/api/v1/rate-limit", headers={"Authorization": "Basic " + base64.b64encode(b"x:guess-9").decode()})
+    assert guess.status_code == 429  # ... also through Basic credentials on any route
     client.__exit__(None, None, None)
 
 

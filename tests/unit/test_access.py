@@ -206,3 +206,18 @@ def test_warns_loudly_when_exposed_without_auth(caplog):
     assert not warn_if_exposed(Settings(), "127.0.0.1")
     assert not warn_if_exposed(Settings(), "::1")
     assert not warn_if_exposed(Settings(enable_auth=True), "0.0.0.0")
+
+
+def test_verified_basic_credentials_are_remembered_until_the_password_changes(access):
+    user = access.register("hank", "correct horse")
+    started = time.perf_counter()
+    access.authenticate(basic("hank", "correct horse"), None)
+    first = time.perf_counter() - started
+    started = time.perf_counter()
+    assert access.authenticate(basic("hank", "correct horse"), None).user_id == user.id
+    assert time.perf_counter() - started < first / 3  # no second argon2 verification
+    assert all("correct horse" not in key for key in access._basic_seen)
+    access.update_user(user.id, password="a new password")
+    with pytest.raises(Unauthorized):
+        access.authenticate(basic("hank", "correct horse"), None)
+    assert access.authenticate(basic("hank", "a new password"), None).user_id == user.id
