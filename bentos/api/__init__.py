@@ -9,7 +9,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
 from bentos.api import admin, auth, errors, predict, system
-from bentos.api.access import AccessMiddleware
+from bentos.api.access import AccessMiddleware, document_security
 from bentos.api.security import SecurityMiddleware
 from kiln import __version__
 from kiln.access import warn_if_exposed
@@ -55,5 +55,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_methods=["*"], allow_headers=["*"], expose_headers=EXPOSED_HEADERS,
         )
     app.add_middleware(SecurityMiddleware, settings=settings)
+    document_security(app)
     warn_if_exposed(settings)
     return app

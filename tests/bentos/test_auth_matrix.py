@@ -130,3 +130,12 @@ def test_gateway_with_auth_off_is_open(gateway):
         assert response.status_code == 404 and response.json()["success"] is False
     finally:
         app.state.access = saved
+
+
+def test_openapi_documents_the_permission_of_each_route(gateway):
+    client, _, _ = gateway
+    schema = client.get("/openapi.json").json()
+    assert {"BearerAuth", "ApiKeyHeader", "BasicAuth"} <= set(schema["components"]["securitySchemes"])
+    assert schema["paths"]["/predict"]["post"]["x-kiln-permission"] == "write"
+    assert schema["paths"]["/api/v1/admin/api-keys"]["get"]["x-kiln-permission"] == "admin"
+    assert "security" not in schema["paths"]["/health"]["get"]
