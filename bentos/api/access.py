@@ -99,12 +99,13 @@ class AccessMiddleware:
                 await self._too_many(request, guesses, "auth")(scope, receive, send)
                 return
         if access.settings.enable_auth and rule.access != Access.PUBLIC:
-            denied = self._deny(request, rule, principal, problem, template)
+            denied, audit = self._deny(request, rule, principal, problem)
             if denied is not None:
                 await denied(scope, receive, send)
-                pending = state.pop("audit", None)
-                if pending:  # after the answer, so a flood of bad requests stays cheap to answer
-                    await self._audit(access, request, *pending[:4], **pending[4])
+                if audit:  # after the answer, so a flood of bad requests stays cheap to answer
+                    event, outcome, details = audit
+                    await self._audit(access, request, event, outcome, principal, f"{scope['method']} {template}",
+                                      **details)
                 return
 
         decision = await self._count(limiter, rule, principal, scope)
@@ -147,20 +148,20 @@ class AccessMiddleware:
         except Unauthorized as exc:
             return None, exc.message
 
-    def _deny(self, request: Request, rule: Rule, principal: Principal | None, problem: str | None, template: str):
-        target = f"{request.method} {template}"
+    @staticmethod
+    def _deny(request: Request, rule: Rule, principal: Principal | None, problem: str | None):
+        """(the 401/403 answer, the audit event) for a caller the table does not let in; (None, None) if it does."""
         if principal is None:
-            if problem:
-                self._audit_soon(request, "authentication_failed", "failure", None, target, reason=problem)
             message = problem or "Authentication required: send Authorization: Bearer <token or API key>, X-API-Key, or Basic"
-            return error_response(request, 401, message, headers={"WWW-Authenticate": "Bearer"})
+            audit = ("authentication_failed", "failure", {"reason": problem}) if problem else None
+            return error_response(request, 401, message, headers={"WWW-Authenticate": "Bearer"}), audit
         if rule.permission and not principal.can(rule.permission):
-            self._audit_soon(request, "access_denied", "denied", principal, target, needed=rule.permission)
-            return error_response(
+            answer = error_response(
                 request, 403, f"Insufficient permissions: this route needs '{rule.permission}'",
                 {"required": rule.permission, "granted": list(principal.permissions)},
             )
-        return None
+            return answer, ("access_denied", "denied", {"needed": rule.permission})
+        return None, None
 
     async def _count(self, limiter: RateLimiter | None, rule: Rule, principal: Principal | None,
                      scope: Scope) -> Decision | None:
@@ -176,12 +177,9 @@ class AccessMiddleware:
             log.error("Route %s has no entry in bentos/api/permissions.py: treated as admin-only", key)
         return MISSING
 
-    def _audit_soon(self, request: Request, event: str, outcome: str, principal: Principal | None, target: str,
-                    **details: Any) -> None:
-        request.state.audit = (event, outcome, principal, target, details)
-
-    async def _audit(self, access: AccessControl, request: Request, event: str, outcome: str, principal: Principal | None, target: str,
-                     **details: Any) -> None:
+    @staticmethod
+    async def _audit(access: AccessControl, request: Request, event: str, outcome: str,
+                     principal: Principal | None, target: str, **details: Any) -> None:
         actor = f"{principal.kind}:{principal.name}" if principal else None
         await run_in_threadpool(
             access.audit, event, outcome, actor, target, client_ip(request.scope),

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from kiln.access.errors import Forbidden, Unauthorized
 from kiln.access.models import (
-    PERMISSIONS, ApiKey, AuditEvent, RevokedToken, User, join_permissions, split_permissions, utcnow,
+    PERMISSIONS, ApiKey, AuditEvent, RevokedToken, User, join_permissions, utcnow,
 )
 from kiln.access.tokens import TokenIssuer, TokenPair, looks_like_jwt, resolve_secret
 from kiln.db import Database

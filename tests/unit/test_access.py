@@ -10,7 +10,7 @@ from sqlalchemy import select, text
 
 from kiln.access import warn_if_exposed
 from kiln.access.errors import InsecureConfiguration, Unauthorized
-from kiln.access.models import ApiKey, AuditEvent, User
+from kiln.access.models import AuditEvent, User
 from kiln.access.service import AccessControl
 from kiln.errors import BadRequest, Conflict, InvalidInput, NotFound
 from kiln.settings import Settings
