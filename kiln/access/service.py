@@ -376,8 +376,14 @@ class AccessControl:
 
     def _by_token(self, token: str) -> Principal:
         claims = self.tokens.decode(token, "access")
-        self._check_not_revoked(claims["jti"], claims.get("sid"))
-        user = self.get_user(claims["sub"])
+        wanted = [jti for jti in (claims["jti"], claims.get("sid")) if jti]
+        with self.database.session() as session:  # one round trip: revocation and the user
+            revoked = session.scalar(select(RevokedToken.jti).where(RevokedToken.jti.in_(wanted)).limit(1))
+            user = session.get(User, claims["sub"])
+        if revoked:
+            raise Unauthorized("Token has been revoked")
+        if user is None or not user.is_active:
+            raise Unauthorized("User no longer exists or is inactive")
         return Principal("user", user.username, tuple(user.permission_list), user_id=user.id, token=claims)
 
     def _by_key(self, key: str) -> Principal:
