@@ -31,9 +31,11 @@ def serve(
     port: Annotated[Optional[int], typer.Option(help="Port (default KILN_PORT)")] = None,
 ) -> None:
     """Start the BentoML gateway (the HTTP API) in the foreground."""
+    from kiln.access import warn_if_exposed
     from kiln.services import gateway_command
 
     settings = configure_environment()
+    warn_if_exposed(settings, host or settings.host)
     command = gateway_command(settings, host or settings.host, port or settings.port)
     os.execvp(command[0], command)
 

@@ -6,7 +6,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The workspace is the checkout that holds assets/, notebooks/ and mlflow/ (kiln is installed editable).
@@ -44,6 +44,37 @@ class Settings(BaseSettings):
     # --- serving: autoscaler, devices, logs ---
 
     # --- access control: users, keys, rate limits, security headers ---
+    enable_auth: bool = Field(False, description="Require credentials on every non-public route (see bentos/api/permissions.py)")
+    database_url: str | None = Field(None, description="Kiln's records (users, keys, audit); default sqlite:///<home>/kiln.db")
+    jwt_secret: SecretStr | None = Field(None, description="JWT signing secret; unset: generated once into <home>/jwt_secret (refused in production)")
+    jwt_algorithm: str = "HS256"
+    access_token_minutes: int = Field(60, gt=0)
+    refresh_token_days: int = Field(7, gt=0)
+    api_key: SecretStr | None = Field(None, description="One admin API key (user id 'default')")
+    api_keys: dict[str, SecretStr] = Field(
+        default_factory=dict, description='JSON {"user id": "key"}; "admin" gets read+write+admin, the others read+write'
+    )
+    admin_username: str = "admin"
+    admin_password: SecretStr | None = Field(None, description="When set, the admin user exists with this password")
+    allow_registration: bool = Field(True, description="Open POST /auth/register and /users/register")
+    registration_permissions: list[str] = Field(["read", "write"], description="Permissions of self-registered users")
+    rate_limit_enabled: bool | None = Field(None, description="Default: on exactly when auth is on")
+    rate_limit_generation: str = Field("100/minute", description="Write routes (predict, synthesize, ...)")
+    rate_limit_status: str = Field("1000/minute", description="Read and admin routes")
+    rate_limit_auth: str = Field("20/minute", description="Login, register, refresh (per client IP)")
+    redis_url: str | None = Field(None, description="Redis for rate limits (and caches); default in process")
+    rate_limit_prefix: str = "kiln-ratelimit"
+    cors_origins: list[str] = Field(default_factory=list, description='JSON list; empty: no CORS headers')
+    allowed_hosts: list[str] = Field(["*"], description="JSON list of Host header values; * allows any")
+    max_body_bytes: int = Field(100 * 1024 * 1024, gt=0, description="Larger request bodies get 413")
+
+    @property
+    def records_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home_dir / 'kiln.db'}"
+
+    @property
+    def rate_limiting(self) -> bool:
+        return self.enable_auth if self.rate_limit_enabled is None else self.rate_limit_enabled
 
     # --- audio: speech synthesis and recognition ---
     audio_enabled: bool = Field(True, description="Load the speech engines in the gateway's AudioService")
@@ -68,10 +99,6 @@ class Settings(BaseSettings):
     api_proxy_headers: bool = Field(False, description="Trust X-Forwarded-For/-Proto from api_forwarded_allow_ips")
     api_forwarded_allow_ips: str = Field("127.0.0.1", description="Comma-separated proxies trusted for forwarded headers, or *")
     api_root_path: str = Field("", description="ASGI root_path when served behind a path prefix")
-    audio_cache_redis_url: str | None = Field(
-        None, validation_alias=AliasChoices("KILN_AUDIO_CACHE_REDIS_URL", "KILN_REDIS_URL"),
-        description="Redis for the TTS cache; KILN_REDIS_URL is used when this is unset",
-    )
 
     @property
     def explicit_home(self) -> bool:

@@ -2,13 +2,35 @@
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from starlette.concurrency import run_in_threadpool
 
-from bentos.api import audio_seed000, audio_seed001, errors, openai_audio, predict, system, ttskit
+from bentos.api import admin, audio_seed000, audio_seed001, auth, errors, openai_audio, predict, system, ttskit
+from bentos.api.access import AccessMiddleware, document_security
+from bentos.api.security import SecurityMiddleware
 from kiln import __version__
+from kiln.access import warn_if_exposed
+from kiln.access.ratelimit import RateLimiter
+from kiln.access.service import AccessControl
+from kiln.settings import Settings, get_settings
+
+EXPOSED_HEADERS = ["X-Request-ID", "X-Process-Time", "X-RateLimit-Limit", "X-RateLimit-Remaining",
+                   "X-RateLimit-Reset", "Retry-After"]
 
 
-def create_app() -> FastAPI:
+@asynccontextmanager
+async def lifespan(app: FastAPI):
+    await run_in_threadpool(app.state.access.start)  # migrations + secret + env keys, before the first request
+    yield
+    app.state.access.database.dispose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    access = AccessControl(settings)  # raises InsecureConfiguration: production refuses a default JWT secret
     app = FastAPI(
         title="Kiln",
         version=__version__,
@@ -16,22 +38,34 @@ def create_app() -> FastAPI:
         docs_url="/api/docs",  # BentoML's own Swagger UI stays at /
         redoc_url="/redoc",
         openapi_url="/openapi.json",
+        lifespan=lifespan,
     )
+    app.state.access = access
+    app.state.limiter = RateLimiter(settings) if settings.rate_limiting else None
     errors.install(app)
     app.include_router(predict.router)
     app.include_router(system.router)
     for router in (audio_seed000.router, audio_seed001.router, ttskit.router, openai_audio.router):
         app.include_router(router)
-    mount_outputs(app)
-    install_api_options(app)
+    mount_outputs(app, settings)
+    app.include_router(auth.router)
+    app.include_router(admin.router)
+    # Middleware: the last added runs first. Security headers wrap everything, then CORS, then access control.
+    app.add_middleware(AccessMiddleware)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials="*" not in settings.cors_origins,
+            allow_methods=["*"], allow_headers=["*"], expose_headers=EXPOSED_HEADERS,
+        )
+    app.add_middleware(SecurityMiddleware, settings=settings)
+    install_api_options(app, settings)
+    document_security(app)
+    warn_if_exposed(settings)
     return app
 
 
-def install_api_options(app: FastAPI) -> None:
+def install_api_options(app: FastAPI, settings: Settings) -> None:
     """`kiln api` options that act inside the app: extra headers, proxy headers, root path."""
-    from kiln.settings import get_settings
-
-    settings = get_settings()
     if settings.api_root_path:
         app.root_path = settings.api_root_path
     extra = [tuple(part.strip() for part in header.split(":", 1)) for header in settings.api_headers]
@@ -49,12 +83,10 @@ def install_api_options(app: FastAPI) -> None:
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=hosts if hosts != ["*"] else "*")
 
 
-def mount_outputs(app: FastAPI) -> None:
+def mount_outputs(app: FastAPI, settings: Settings) -> None:
     """/outputs/... serves KILN_HOME/outputs (seed 001's audio_url); StaticFiles refuses paths that leave it."""
     from fastapi.staticfiles import StaticFiles
 
-    from kiln.settings import get_settings
-
-    folder = get_settings().outputs_dir
+    folder = settings.outputs_dir
     folder.mkdir(parents=True, exist_ok=True)
     app.mount("/outputs", StaticFiles(directory=folder), name="outputs")

@@ -210,7 +210,7 @@ async def config(gateway: GatewayDep) -> dict:
             "max_text_length": s.audio_max_text_length, "max_batch_texts": s.audio_max_batch_texts,
             "tts_engines": s.audio_tts_engines.split(","), "stt_engines": s.audio_stt_engines.split(","),
             "cache_enabled": s.audio_cache_enabled, "cache_ttl": s.audio_cache_ttl, "cache_type": s.audio_cache_type,
-            "redis_url": _mask(s.audio_cache_redis_url), "voices_dir": str(s.voices_dir), "environment": s.environment}
+            "redis_url": _mask(s.redis_url), "voices_dir": str(s.voices_dir), "environment": s.environment}
 
 
 @router.get("/cache/stats")

@@ -101,7 +101,7 @@ def build_cache(settings: Settings):
     if not settings.audio_cache_enabled:
         return None
     kind = settings.audio_cache_type
-    url = settings.audio_cache_redis_url
+    url = settings.redis_url
     if kind == "redis" or (kind == "auto" and url):
         if not url:
             raise KilnError("KILN_AUDIO_CACHE_TYPE=redis needs KILN_REDIS_URL")

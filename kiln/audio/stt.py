@@ -161,7 +161,8 @@ class OpenAIWhisperEngine(STTEngine):
             mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(samples), checkpoint.dims.n_mels)
             _, probabilities = checkpoint.detect_language(mel)
             language = max(probabilities, key=probabilities.get)
-            probability = round(float(probabilities[language]), 4)
+            probability = float(probabilities[language])
+            probability = round(probability, 4) if math.isfinite(probability) else None
         elif not checkpoint.is_multilingual:
             language = "en"
         with self._lock:  # one forward pass at a time per process: torch already uses every core

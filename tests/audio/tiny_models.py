@@ -78,8 +78,12 @@ def save_tiny_whisper(path: Path, n_state: int = 64, layers: int = 1) -> Path:
     dims = ModelDimensions(n_mels=80, n_audio_ctx=1500, n_audio_state=n_state, n_audio_head=max(1, n_state // 64),
                            n_audio_layer=layers, n_vocab=51865, n_text_ctx=448, n_text_state=n_state,
                            n_text_head=max(1, n_state // 64), n_text_layer=layers)
+    model = Whisper(dims)
+    # Whisper allocates the decoder's positional embedding with torch.empty (real checkpoints overwrite it):
+    # fill it, or the tiny model computes on whatever memory held (sometimes NaN).
+    torch.nn.init.normal_(model.decoder.positional_embedding, std=0.02)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"dims": asdict(dims), "model_state_dict": Whisper(dims).state_dict()}, path)
+    torch.save({"dims": asdict(dims), "model_state_dict": model.state_dict()}, path)
     return path
 
 

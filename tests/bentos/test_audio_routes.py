@@ -5,15 +5,11 @@ import io
 
 import pytest
 import soundfile as sf
-from starlette.testclient import TestClient
 
 
 @pytest.fixture(scope="module")
-def client():
-    from bentos.gateway import Gateway
-
-    with TestClient(Gateway.to_asgi()) as test_client:
-        yield test_client
+def client(gateway_client):
+    return gateway_client
 
 
 @pytest.fixture(scope="module")

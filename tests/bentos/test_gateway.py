@@ -3,7 +3,6 @@
 import bentoml
 import numpy as np
 import pytest
-from starlette.testclient import TestClient
 
 from kiln.catalog import CatalogEntry
 from kiln.recipes.digits import digits_split
@@ -12,11 +11,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def client(built_workspace):
-    from bentos.gateway import Gateway
-
-    with TestClient(Gateway.to_asgi()) as test_client:
-        yield test_client
+def client(gateway_client):
+    return gateway_client
 
 
 def predict(client, **body):

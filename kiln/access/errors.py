@@ -1,0 +1,19 @@
+"""Errors of access control (the API turns them into 401/403 in each path's seed format)."""
+
+from __future__ import annotations
+
+from kiln.errors import KilnError
+
+
+class Unauthorized(KilnError):
+    status_code = 401
+    code = "UNAUTHORIZED"
+
+
+class Forbidden(KilnError):
+    status_code = 403
+    code = "FORBIDDEN"
+
+
+class InsecureConfiguration(RuntimeError):
+    """A setting that must not reach production (raised at start, so the server refuses to run)."""

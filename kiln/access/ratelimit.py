@@ -1,0 +1,82 @@
+"""Rate limits with the ``limits`` library: a moving window per (route group, client), in memory by
+default or in Redis (KILN_REDIS_URL) so several gateway processes share the counts."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+from limits import RateLimitItem, parse
+
+from kiln.settings import Settings
+
+log = logging.getLogger("kiln.access")
+
+GROUPS = ("generation", "status", "auth")
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset: int  # epoch seconds when the window frees a slot
+
+    @property
+    def retry_after(self) -> int:
+        return max(1, math.ceil(self.reset - time.time()))
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(self.remaining),
+            "X-RateLimit-Reset": str(self.reset),
+        }
+
+
+class RateLimiter:
+    def __init__(self, settings: Settings):
+        from limits.aio.storage import MemoryStorage, RedisStorage
+        from limits.aio.strategies import MovingWindowRateLimiter
+
+        self.limits: dict[str, RateLimitItem] = {
+            "generation": parse(settings.rate_limit_generation),
+            "status": parse(settings.rate_limit_status),
+            "auth": parse(settings.rate_limit_auth),
+        }
+        self.prefix = settings.rate_limit_prefix
+        if settings.redis_url:
+            uri = settings.redis_url if settings.redis_url.startswith("async+") else f"async+{settings.redis_url}"
+            self.storage = RedisStorage(uri, implementation="redispy", key_prefix=self.prefix)
+            self.backend = "redis"
+        else:
+            self.storage = MemoryStorage()
+            self.backend = "memory"
+        self.strategy = MovingWindowRateLimiter(self.storage)
+
+    def describe(self) -> dict[str, str]:
+        return {group: str(item) for group, item in self.limits.items()}
+
+    async def hit(self, group: str, identity: str) -> Decision | None:
+        """Count one request; None if the storage is unreachable (logged: serving goes on unlimited)."""
+        item = self.limits[group]
+        try:
+            allowed = await self.strategy.hit(item, self.prefix, group, identity)
+            stats = await self.strategy.get_window_stats(item, self.prefix, group, identity)
+        except Exception as exc:  # noqa: BLE001 - a down Redis must not take the API down with it
+            log.error("Rate limit storage (%s) failed: %s; request not limited", self.backend, type(exc).__name__)
+            return None
+        return Decision(allowed, item.amount, max(0, stats.remaining), math.ceil(stats.reset_time))
+
+    async def usage(self, group: str, identity: str) -> dict:
+        item = self.limits[group]
+        stats = await self.strategy.get_window_stats(item, self.prefix, group, identity)
+        return {
+            "limit": item.amount,
+            "window_seconds": item.get_expiry(),
+            "used": item.amount - max(0, stats.remaining),
+            "remaining": max(0, stats.remaining),
+            "reset": math.ceil(stats.reset_time),
+        }

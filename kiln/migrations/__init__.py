@@ -1,0 +1,1 @@
+"""Alembic migrations of Kiln's records database (applied by ``kiln.db.Database.migrate``)."""
