@@ -1,41 +1,100 @@
-"""The model worker: loads every served model once, and runs inference with adaptive batching."""
+"""The model worker: per-model instance pools (lazy load, scale to N, idle unload) and inference with
+adaptive batching. The pool and reaper logic lives in ``kiln.serving.pool``; this class adapts it to
+BentoML. Errors are returned as data (``{"__error__": ...}``) so the gateway can answer the right
+status for each request of a merged batch instead of failing them all.
+"""
 
 from __future__ import annotations
 
+import gc
+import logging
+import os
 import time
 from collections import defaultdict
 from typing import Any
 
 import bentoml
 
-from bentos.models import served_models
+from bentos.models import ServedModel, served_models
 from kiln.engines import load_engine
+from kiln.errors import KilnError
+from kiln.logs import setup_logging
+from kiln.serving.pool import Autoscaler
 from kiln.settings import get_settings
 
 SETTINGS = get_settings()
+log = logging.getLogger("kiln.worker")
+
+
+def error_payload(exc: BaseException) -> dict[str, Any]:
+    if isinstance(exc, KilnError):
+        return {"status": exc.status_code, "code": exc.code, "message": exc.message, "details": exc.details or None}
+    log.error("model worker call failed", exc_info=exc)
+    return {"status": 500, "code": "INTERNAL_ERROR", "message": f"Model worker error: {type(exc).__name__}: {exc}", "details": None}
+
+
+def trim_process_memory() -> bool:
+    """Ask glibc to hand freed heap pages back to the OS (``malloc_trim``); False where unavailable."""
+    try:
+        import ctypes
+
+        return bool(ctypes.CDLL("libc.so.6").malloc_trim(0))
+    except (OSError, AttributeError):
+        return False
+
+
+def process_memory_mb() -> float:
+    import psutil
+
+    return round(psutil.Process().memory_info().rss / 1e6, 1)
 
 
 @bentoml.service(
     name="kiln-model-worker",
     workers=1,
+    # Several calls at once: requests for different models run in parallel, and control calls
+    # (stats, load, scale) are not stuck behind inference. Each model's pool serializes its instances.
+    threads=SETTINGS.worker_threads,
     traffic={"timeout": 300},
     # BentoML 1.4.39 recycles the caller's client session every 100 requests / 300 s and the request
     # that triggers it fails with "Cannot write to closing transport"; over a local socket there is
     # nothing to gain from recycling, so keep one session (the gateway also retries once).
     runner_connection={"max_requests": 1_000_000_000, "max_age": 1e9},
+    # One access line per internal gateway->worker call doubles the logging cost of every prediction.
+    logging={"access": {"enabled": False}},
 )
 class ModelWorker:
     def __init__(self) -> None:
         import torch
 
-        if SETTINGS.torch_threads:
-            torch.set_num_threads(SETTINGS.torch_threads)
-        self.load_seconds: dict[str, float] = {}
-        self.engines = {}
-        for name, model in served_models().items():
-            started = time.perf_counter()
-            self.engines[name] = load_engine(model.task, model.path, name)
-            self.load_seconds[name] = time.perf_counter() - started
+        setup_logging("worker", SETTINGS.logs_dir, SETTINGS.log_level, SETTINGS.log_max_bytes, SETTINGS.log_backups)
+        logging.getLogger("uvicorn.access").disabled = True  # kiln.access writes one structured line per request
+        threads = SETTINGS.torch_threads or SETTINGS.instance_threads
+        if threads:
+            torch.set_num_threads(threads)
+        self.described: dict[str, dict[str, Any]] = {}
+        self.autoscaler = Autoscaler(
+            discover=served_models,
+            loader=self._load,
+            idle_ttl_seconds=SETTINGS.idle_ttl_seconds,
+            max_instances=SETTINGS.max_instances,
+            window_seconds=SETTINGS.stats_window_seconds,
+        )
+        wanted = [n.strip() for n in SETTINGS.preload_models.split(",") if n.strip()]
+        for name in sorted(self.autoscaler.specs) if wanted == ["all"] else wanted:
+            self.autoscaler.pool(name).load()
+        self.autoscaler.start(SETTINGS.autoscaler_interval_seconds)
+        log.info(
+            "model worker ready",
+            extra={"models": sorted(self.autoscaler.specs), "preloaded": wanted, "idle_ttl_seconds": SETTINGS.idle_ttl_seconds},
+        )
+
+    def _load(self, model: ServedModel) -> Any:
+        started = time.perf_counter()
+        engine = load_engine(model.task, model.path, model.name)
+        self.described[model.name] = engine.describe()
+        log.info("model loaded", extra={"model_name": model.name, "load_seconds": round(time.perf_counter() - started, 3)})
+        return engine
 
     def _run(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Group a (possibly merged) batch by model, run each group as one forward pass, keep the order."""
@@ -44,10 +103,15 @@ class ModelWorker:
             groups[request["model"]].append(index)
         results: list[dict[str, Any]] = [{}] * len(requests)
         for name, indexes in groups.items():
-            engine = self.engines.get(name)
-            if engine is None:
-                raise bentoml.exceptions.NotFound(f"Model '{name}' is not loaded in this worker")
-            outputs = engine.predict([requests[i]["item"] for i in indexes])
+            group = [requests[i] for i in indexes]
+            priority = max(int(r.get("priority") or 0) for r in group)
+            timeouts = [r.get("timeout") for r in group]
+            timeout = None if any(t is None for t in timeouts) else max(timeouts)
+            try:
+                with self.autoscaler.lease(name, priority, timeout, items=len(group)) as engine:
+                    outputs = engine.predict([r["item"] for r in group])
+            except Exception as exc:  # one model's failure must not fail the other models in the batch
+                outputs = [{"__error__": error_payload(exc)}] * len(group)
             for index, output in zip(indexes, outputs, strict=True):
                 results[index] = output
         return results
@@ -61,9 +125,133 @@ class ModelWorker:
     def infer_unbatched(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return self._run(requests)
 
+    # --- state (async: answered on the event loop, never queued behind inference threads) ---
+
     @bentoml.api
-    def describe(self) -> dict[str, Any]:
+    async def describe(self) -> dict[str, Any]:
+        """Every servable model: its engine facts (from its last load) and pool state."""
+        out = {}
+        for name, snap in self.autoscaler.snapshots().items():
+            out[name] = {
+                **self.described.get(name, {}),
+                "loaded": snap["loaded"],
+                "instances": snap["instances"],
+                "load_seconds": snap.get("last_load_seconds"),
+                "optimized": snap.get("optimized", False),
+                "optimization": snap.get("optimization"),
+            }
+        return out
+
+    @bentoml.api
+    async def stats(self, window_seconds: float = 0.0) -> dict[str, Any]:
+        scaler = self.autoscaler
         return {
-            name: {**engine.describe(), "loaded": True, "load_seconds": round(self.load_seconds[name], 3)}
-            for name, engine in self.engines.items()
+            "models": scaler.snapshots(window_seconds or None),
+            "idle_ttl_seconds": scaler.idle_ttl_seconds,
+            "reaper_interval_seconds": SETTINGS.autoscaler_interval_seconds,
+            "reaper_running": scaler.reaper_running,
+            "reaper_runs": scaler.reaper_runs,
+            "max_instances": scaler.max_instances,
+            "started_at": scaler.started_at,
+            "process": {"pid": os.getpid(), "rss_mb": process_memory_mb(), "threads": SETTINGS.worker_threads},
         }
+
+    # --- control (sync: loading takes seconds, so it runs in a worker thread) ---
+
+    def _control(self, action, *args) -> dict[str, Any]:
+        try:
+            return {"result": action(*args)}
+        except Exception as exc:
+            return {"__error__": error_payload(exc)}
+
+    @bentoml.api
+    def scale(self, model_name: str, target_instances: int) -> dict[str, Any]:
+        return self._control(lambda: self.autoscaler.pool(model_name).scale(target_instances))
+
+    @bentoml.api
+    def load(self, model_name: str) -> dict[str, Any]:
+        return self._control(lambda: self.autoscaler.pool(model_name).load())
+
+    @bentoml.api
+    def unload(self, model_name: str) -> dict[str, Any]:
+        def run():
+            result = self.autoscaler.pool(model_name).unload()
+            gc.collect()
+            return result
+
+        return self._control(run)
+
+    @bentoml.api
+    def retry(self, model_name: str) -> dict[str, Any]:
+        return self._control(lambda: self.autoscaler.pool(model_name).reset())
+
+    @bentoml.api
+    def optimize(self, model_name: str) -> dict[str, Any]:
+        from kiln.serving.optimize import can_quantize, quantize_dynamic_int8
+
+        def run():
+            from kiln.errors import Conflict
+
+            pool = self.autoscaler.pool(model_name)
+            if pool.optimization is not None:
+                raise Conflict(f"Model '{model_name}' is already optimized: {pool.optimization['method']}", {"optimization": pool.optimization})
+            with pool.lease() as engine:  # loads the model if needed, so there is something to optimize
+                if not can_quantize(engine):
+                    raise Conflict(f"Model '{model_name}' has no torch Linear layers to quantize")
+            reports: list[dict[str, Any]] = []
+
+            def change(engine):
+                engine, report = quantize_dynamic_int8(engine)
+                reports.append(report)
+                self.described[model_name] = engine.describe()
+                return engine
+
+            changed = pool.transform(change, {"method": "dynamic int8 quantization (torch.ao, Linear layers)"})
+            if reports:
+                pool.optimization = {**pool.optimization, **{k: reports[0][k] for k in ("bytes_before", "bytes_after", "seconds")}}
+            return {"instances_changed": changed, "optimization": pool.optimization}
+
+        return self._control(run)
+
+    @bentoml.api
+    def free_memory(self, idle_seconds: float = 0.0) -> dict[str, Any]:
+        """Unload instances idle for ``idle_seconds`` (0: every instance not serving now), gc, trim the heap."""
+        before = process_memory_mb()
+        unloaded = {}
+        for name, pool in list(self.autoscaler.pools.items()):
+            if idle_seconds > 0:
+                count = pool.reap_idle(idle_seconds)
+            else:
+                count = pool.unload()["unloaded"]
+            if count:
+                unloaded[name] = count
+        collected = gc.collect()
+        cuda_cleared = False
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+                cuda_cleared = True
+        except ImportError:
+            pass
+        trimmed = trim_process_memory()
+        after = process_memory_mb()
+        log.info("memory freed", extra={"unloaded": unloaded, "rss_before_mb": before, "rss_after_mb": after})
+        return {
+            "unloaded_instances": unloaded,
+            "gc_objects_collected": collected,
+            "cuda_cache_cleared": cuda_cleared,
+            "heap_trimmed": trimmed,
+            "worker_rss_before_mb": before,
+            "worker_rss_after_mb": after,
+            "worker_freed_mb": round(before - after, 1),
+        }
+
+
+# BentoML 1.4.39 derives each response's media type from a freshly generated JSON schema of the API's
+# output type (``IOMixin.mime_type``), about a tenth of the worker's event-loop time under load. These
+# APIs answer JSON-able lists and dicts, so state the media type once.
+for _api in ModelWorker.apis.values():
+    if _api.output_spec.media_type is None and _api.output_spec.mime_type() == "application/json":
+        _api.output_spec.media_type = "application/json"

@@ -42,6 +42,22 @@ class Settings(BaseSettings):
     # --- pipeline: datasets, optimization, fine-tuning ---
 
     # --- serving: autoscaler, devices, logs ---
+    idle_ttl_seconds: float = Field(900.0, description="Unload a model idle this long (scale to zero); 0 keeps models loaded")
+    autoscaler_interval_seconds: float = Field(10.0, description="How often the idle reaper looks for idle models")
+    max_instances: int = Field(4, description="Upper bound for /autoscaler/scale target_instances per model")
+    preload_models: str = Field("", description="Comma-separated models to load at start ('all' for every one); others load on first request")
+    worker_threads: int = Field(4, description="Concurrent calls the model worker runs (instances of different models work in parallel)")
+    instance_threads: int = Field(
+        1, description="torch intra-op threads in the model worker unless KILN_TORCH_THREADS is set: one per instance "
+        "(scale instances for parallelism); 2-thread OpenMP forward passes stall badly when cores are shared"
+    )
+    coalesce_in_flight: int = Field(
+        8, description="With batching on: concurrent gateway->worker calls per model; requests arriving meanwhile share the next call (0: one call per request)"
+    )
+    stats_window_seconds: float = Field(300.0, description="Sliding window for /stats and /autoscaler/metrics")
+    log_level: str = Field("INFO", description="Level of the JSON log files in KILN_HOME/logs")
+    log_max_bytes: int = Field(10 << 20, description="Rotate a log file at this size")
+    log_backups: int = Field(5, description="Rotated log files kept")
 
     # --- access control: users, keys, rate limits, security headers ---
     enable_auth: bool = Field(False, description="Require credentials on every non-public route (see bentos/api/permissions.py)")

@@ -8,7 +8,10 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
-from bentos.api import admin, audio_seed000, audio_seed001, auth, errors, openai_audio, predict, system, ttskit
+from bentos.api import (
+    admin, audio_seed000, audio_seed001, auth, autoscaler, errors, gpu, logs, models, openai_audio, predict, root,
+    server, system, ttskit,
+)
 from bentos.api.access import AccessMiddleware, document_security
 from bentos.api.security import SecurityMiddleware
 from kiln import __version__
@@ -43,13 +46,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.access = access
     app.state.limiter = RateLimiter(settings) if settings.rate_limiting else None
     errors.install(app)
-    app.include_router(predict.router)
+    logs.install_request_logging(app)
+    app.include_router(predict.router)  # first: the hot path is matched before every other route
+    app.include_router(root.router)
     app.include_router(system.router)
+    for router in (models.router, autoscaler.router, gpu.router, server.router, logs.router):
+        app.include_router(router)
     for router in (audio_seed000.router, audio_seed001.router, ttskit.router, openai_audio.router):
         app.include_router(router)
     mount_outputs(app, settings)
     app.include_router(auth.router)
     app.include_router(admin.router)
+    app.include_router(predict.model_router)  # last: /{model_name}/predict must not shadow fixed paths
     # Middleware: the last added runs first. Security headers wrap everything, then CORS, then access control.
     app.add_middleware(AccessMiddleware)
     if settings.cors_origins:

@@ -72,8 +72,41 @@ RULES: dict[str, Rule] = {
     "GET /health": public(),
     "GET /info": read(),
     "GET /models": read(),
-    # inference (bentos/api/predict.py)
+    # inference (bentos/api/predict.py, root.py)
     "POST /predict": write(),
+    "POST /predict/batch": write(),
+    "POST /{model_name}/predict": write(),
+    "GET /": public(),  # API information; browsers get BentoML's Swagger UI here, as public as the docs
+    # models (bentos/api/models.py): downloads and load/unload/optimize change the server, so admin
+    "GET /models/available": read(),
+    "GET /models/managed": read(),
+    "GET /models/cache/info": read(),
+    "GET /models/download/status/{download_id}": read(),
+    "POST /models/download": admin(),
+    "POST /models/manage": admin(),
+    # autoscaler (bentos/api/autoscaler.py)
+    "GET /autoscaler/stats": read(),
+    "GET /autoscaler/health": read(),
+    "GET /autoscaler/metrics": read(),
+    "POST /autoscaler/scale": admin(),
+    "POST /autoscaler/load": admin(),
+    "DELETE /autoscaler/unload": admin(),
+    # devices (bentos/api/gpu.py)
+    "GET /gpu/detect": read(),
+    "GET /gpu/best": read(),
+    "GET /gpu/config": read(),
+    "GET /gpu/report": read(),
+    # server (bentos/api/server.py)
+    "GET /server/config": read(),
+    "GET /config": read(),
+    "POST /server/optimize": admin(),
+    "GET /metrics/server": read(),
+    "GET /metrics/tts": read(),
+    "GET /stats": read(),
+    # logs (bentos/api/logs.py): names are status; contents may hold request details, so admin
+    "GET /logs": read(),
+    "GET /logs/{log_file}": admin(),
+    "DELETE /logs/{log_file}": admin(),
     # auth and users: seeds 000 and 002 (bentos/api/auth.py)
     "POST /auth/register": public("auth"),
     "POST /users/register": public("auth"),

@@ -1,24 +1,37 @@
-"""``POST /predict``: one endpoint for every served model, single input or batch."""
+"""Inference: ``POST /predict`` (single or batch), ``POST /predict/batch`` and ``POST /{model_name}/predict``."""
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from fastapi import APIRouter, Response
 
 from bentos.api.deps import GatewayDep
-from bentos.api.schemas import ModelInfo, PredictRequest, PredictResponse
+from bentos.api.schemas import BatchPredictRequest, ModelInfo, ModelPredictRequest, PredictOptions, PredictRequest, PredictResponse
+from bentos.api.timeutil import now
+from kiln.errors import InvalidInput
 
 router = APIRouter(tags=["inference"])
+# Included last, so the path parameter never shadows a fixed path of another router.
+model_router = APIRouter(tags=["inference"])
 
 
-@router.post("/predict", response_model=PredictResponse)
-async def predict(body: PredictRequest, gateway: GatewayDep, response: Response) -> PredictResponse:
+async def run_prediction(
+    gateway: Any, response: Response, model_name: str, inputs: Any, options: PredictOptions, force_batch: bool = False
+) -> PredictResponse:
     started = time.perf_counter()
-    model = gateway.resolve(body.model_name)
-    items, is_batch = gateway.schemas[model.name].validate(body.inputs, gateway.settings.max_inputs_per_request)
-    batching = gateway.settings.enable_batching if body.enable_batching is None else body.enable_batching
-    results = await gateway.infer(model.name, items, batching=batching)
+    model = gateway.resolve(model_name)
+    schema = gateway.schemas[model.name]
+    limit = gateway.settings.max_inputs_per_request
+    if force_batch:
+        if len(inputs) > limit:
+            raise InvalidInput("inputs", f"a batch holds at most {limit} items, got {len(inputs)}")
+        items, is_batch = [schema.validate_item(item, f"inputs[{i}]") for i, item in enumerate(inputs)], True
+    else:
+        items, is_batch = schema.validate(inputs, limit)
+    batching = gateway.settings.enable_batching if options.enable_batching is None else options.enable_batching
+    results = await gateway.infer(model.name, items, batching=batching, priority=options.priority, timeout=options.timeout)
     response.headers["X-Model-Version"] = model.registry_version
     response.headers["X-MLflow-Run-Id"] = model.mlflow_run_id
     return PredictResponse(
@@ -26,4 +39,20 @@ async def predict(body: PredictRequest, gateway: GatewayDep, response: Response)
         processing_time=round(time.perf_counter() - started, 6),
         batch_size=len(items),
         model_info=ModelInfo(device=gateway.device, **model.info()),
+        timestamp=now(),
     )
+
+
+@router.post("/predict", response_model=PredictResponse, summary="Predict with any served model (one input or a batch)")
+async def predict(body: PredictRequest, gateway: GatewayDep, response: Response) -> PredictResponse:
+    return await run_prediction(gateway, response, body.model_name, body.inputs, body)
+
+
+@router.post("/predict/batch", response_model=PredictResponse, summary="Predict a list of inputs; one result each")
+async def predict_batch(body: BatchPredictRequest, gateway: GatewayDep, response: Response) -> PredictResponse:
+    return await run_prediction(gateway, response, body.model_name, body.inputs, body, force_batch=True)
+
+
+@model_router.post("/{model_name}/predict", response_model=PredictResponse, summary="Predict with the model named in the path")
+async def predict_with_model(model_name: str, body: ModelPredictRequest, gateway: GatewayDep, response: Response) -> PredictResponse:
+    return await run_prediction(gateway, response, model_name, body.inputs, body)

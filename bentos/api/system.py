@@ -23,14 +23,29 @@ async def health(gateway: GatewayDep) -> dict:
     # One body for the shapes of seed 000 (status + models), 002 (dependencies) and 003 (engines, uptime).
     worker = await gateway.worker_status()
     healthy = worker["status"] == "healthy"
+    models = worker.get("models", {})
+    loaded = sorted(name for name, state in models.items() if state.get("loaded"))
+    autoscaler = None
+    if healthy:
+        stats = await gateway.worker_stats()
+        autoscaler = {  # the autoscaler's state (seed 000: "system health check with autoscaler info")
+            "enabled": True,
+            "idle_ttl_seconds": stats["idle_ttl_seconds"],
+            "reaper_running": stats["reaper_running"],
+            "loaded_models": loaded,
+            "instances": {name: snap.get("instances", 0) for name, snap in stats["models"].items()},
+            "queue_depth": sum(snap.get("queue_depth", 0) for snap in stats["models"].values()),
+        }
     return {
         "status": "healthy" if healthy else "degraded",
         "healthy": healthy,
         "timestamp": now(),
         "version": __version__,
         "uptime": round(time.time() - gateway.started, 3),
-        "engines": len(worker.get("models", {})),
-        "models_loaded": sorted(worker.get("models", {})),
+        "engines": len(models),
+        "models_loaded": loaded,
+        "models_available": sorted(models),
+        "autoscaler": autoscaler,
         "dependencies": {"model_worker": worker["status"]},
     }
 
@@ -55,32 +70,11 @@ async def info(gateway: GatewayDep) -> dict:
             "max_batch_size": gateway.settings.max_batch_size,
             "max_latency_ms": gateway.settings.max_latency_ms,
         },
+        "autoscaler": {
+            "idle_ttl_seconds": gateway.settings.idle_ttl_seconds,
+            "max_instances": gateway.settings.max_instances,
+            "preload_models": gateway.settings.preload_models or None,
+        },
+        "logs_dir": str(gateway.settings.logs_dir),
         "endpoints": gateway.endpoints(),
-    }
-
-
-@router.get("/models")
-async def models(gateway: GatewayDep) -> dict:
-    loaded = (await gateway.worker_status()).get("models", {})
-    entries = []
-    for entry in gateway.catalog.models:
-        served = gateway.models.get(entry.name)
-        entries.append(
-            {
-                "name": entry.name,
-                "task": entry.task,
-                "source": entry.source,
-                "description": entry.description,
-                "served": served is not None,
-                "loaded": entry.name in loaded,
-                **(served.info() if served else {}),
-                **loaded.get(entry.name, {"device": gateway.device}),
-            }
-        )
-    return {
-        "success": True,
-        "models": entries,
-        "available_models": sorted(gateway.models),
-        "total": len(entries),
-        "timestamp": now(),
     }

@@ -214,3 +214,12 @@ def test_openai_speech_and_transcriptions(client, wav):
     assert verbose["language"] == "en" and verbose["segments"] and verbose["words"][0]["start"] >= 0
     assert client.post("/v1/audio/transcriptions", files=files, data={"response_format": "xml"}).status_code == 422
     assert client.post("/v1/audio/transcriptions", files={"file": ("a.wav", b"junk")}).status_code == 422
+
+
+def test_tts_metrics_count_real_synthesis(client):
+    before = client.get("/metrics/tts").json()["result"]
+    response = client.post("/api/v1/synth", json={"text": "Counting this one.", "engine": "espeak", "format": "wav"})
+    assert response.status_code == 200
+    after = client.get("/metrics/tts").json()["result"]
+    assert after["total_requests"] == before["total_requests"] + 1
+    assert after["tts"]["espeak"]["audio_seconds"] > before["tts"]["espeak"]["audio_seconds"]

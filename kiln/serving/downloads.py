@@ -1,0 +1,268 @@
+"""Model downloads started from the API: through Dagster (GraphQL) when its webserver is up, otherwise
+with the same kiln fetch code in a background thread. Each download has an id, a state and progress.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kiln.catalog import CatalogEntry
+from kiln.errors import KilnError, NotFound
+from kiln.files import directory_size
+from kiln.store import ModelStore
+
+log = logging.getLogger("kiln.downloads")
+
+DONE = {"completed", "failed", "canceled"}
+DAGSTER_STATES = {
+    "QUEUED": "queued", "NOT_STARTED": "queued", "MANAGED": "queued", "STARTING": "running", "STARTED": "running",
+    "SUCCESS": "completed", "FAILURE": "failed", "CANCELING": "running", "CANCELED": "canceled",
+}
+
+
+def expected_bytes(entry: CatalogEntry) -> int | None:
+    """How many bytes the download will write, when it can be known up front."""
+    try:
+        if entry.source == "package":
+            from kiln.sources import package_model_dir
+
+            return directory_size(package_model_dir(entry.id))
+        if entry.source == "path":
+            root = Path(entry.id).expanduser()
+            return root.stat().st_size if root.is_file() else directory_size(root)
+    except (KilnError, OSError):
+        return None
+    return int(entry.size_mb * 1e6) if entry.size_mb else None
+
+
+@dataclass
+class Download:
+    id: str
+    model_name: str
+    source: str
+    model_id: str
+    task: str
+    via: str  # "dagster" or "background"
+    state: str = "queued"
+    message: str = "Queued"
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    expected_bytes: int | None = None
+    downloaded_bytes: int = 0
+    path: str | None = None
+    version: str | None = None
+    reused: bool | None = None
+    dagster_run_id: str | None = None
+    dagster_run_url: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def progress(self) -> float:
+        if self.state == "completed":
+            return 1.0
+        if self.state == "queued" or not self.expected_bytes:
+            return 0.0
+        return round(min(0.99, self.downloaded_bytes / self.expected_bytes), 4)
+
+    def eta_seconds(self) -> float | None:
+        if self.state in DONE:
+            return 0.0
+        if not self.started or self.progress <= 0:
+            return None
+        elapsed = time.time() - self.started
+        return round(elapsed / self.progress * (1 - self.progress), 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "download_id": self.id,
+            "model_name": self.model_name,
+            "source": self.source,
+            "model_id": self.model_id,
+            "task": self.task,
+            "via": self.via,
+            "status": self.state,
+            "progress": self.progress,
+            "progress_percent": round(100 * self.progress, 1),
+            "eta_seconds": self.eta_seconds(),
+            "message": self.message,
+            "downloaded_bytes": self.downloaded_bytes,
+            "expected_bytes": self.expected_bytes,
+            "path": self.path,
+            "version": self.version,
+            "reused": self.reused,
+            "dagster_run_id": self.dagster_run_id,
+            "dagster_run_url": self.dagster_run_url,
+            "options": self.options,
+            "created": self.created,
+            "started": self.started,
+            "finished": self.finished,
+            "elapsed_seconds": round((self.finished or time.time()) - (self.started or self.created), 3),
+        }
+
+
+class DagsterGraphQL:
+    """The few Dagster webserver GraphQL calls Kiln needs: is it up, launch an asset run, run status."""
+
+    def __init__(self, url: str, timeout: float = 10.0):
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+
+    def available(self) -> bool:
+        import httpx
+
+        try:
+            return httpx.get(f"{self.url}/server_info", timeout=1.5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def query(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        import httpx
+
+        response = httpx.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=self.timeout)
+        response.raise_for_status()
+        body = response.json()
+        if body.get("errors"):
+            raise KilnError(f"Dagster GraphQL error: {body['errors'][0].get('message')}")
+        return body["data"]
+
+    def asset_job(self, asset: str) -> dict[str, str]:
+        """The location, repository and job that materialize ``asset``."""
+        data = self.query(
+            """query { workspaceOrError { __typename ... on Workspace { locationEntries { name
+                 locationOrLoadError { __typename ... on RepositoryLocation { repositories { name
+                   assetNodes { assetKey { path } jobNames } } } ... on PythonError { message } } } } } }"""
+        )
+        workspace = data["workspaceOrError"]
+        for location in workspace.get("locationEntries", []):
+            loaded = location.get("locationOrLoadError") or {}
+            for repository in loaded.get("repositories", []):
+                for node in repository["assetNodes"]:
+                    if node["assetKey"]["path"] == [asset]:
+                        jobs = node["jobNames"]
+                        job = "__ASSET_JOB" if "__ASSET_JOB" in jobs else jobs[0]
+                        return {"repositoryLocationName": location["name"], "repositoryName": repository["name"], "jobName": job}
+        raise KilnError(f"The Dagster workspace at {self.url} has no asset '{asset}'")
+
+    def launch_asset(self, asset: str, partition: str) -> str:
+        selector = {**self.asset_job(asset), "assetSelection": [{"path": [asset]}]}
+        data = self.query(
+            """mutation Launch($params: ExecutionParams!) { launchRun(executionParams: $params) { __typename
+                 ... on LaunchRunSuccess { run { runId } }
+                 ... on PythonError { message }
+                 ... on RunConfigValidationInvalid { errors { message } }
+                 ... on Error { message } } }""",
+            {"params": {"selector": selector, "runConfigData": {},
+                        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition},
+                                                       {"key": "kiln/launched_by", "value": "api"}]}}},
+        )
+        result = data["launchRun"]
+        if result["__typename"] != "LaunchRunSuccess":
+            detail = result.get("message") or "; ".join(e["message"] for e in result.get("errors", []))
+            raise KilnError(f"Dagster refused the run ({result['__typename']}): {detail}")
+        return result["run"]["runId"]
+
+    def run_status(self, run_id: str) -> str:
+        data = self.query(
+            "query Run($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }", {"id": run_id}
+        )
+        run = data["runOrError"]
+        return run.get("status", "UNKNOWN")
+
+
+class DownloadManager:
+    def __init__(self, store: ModelStore, dagster: DagsterGraphQL | None = None, asset: str = "raw_model"):
+        self.store = store
+        self.dagster = dagster
+        self.asset = asset
+        self.downloads: dict[str, Download] = {}
+        self._lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kiln-download")
+
+    def active(self, name: str) -> Download | None:
+        with self._lock:
+            return next((d for d in self.downloads.values() if d.model_name == name and d.state not in DONE), None)
+
+    def start(self, entry: CatalogEntry, in_catalog: bool, options: dict[str, Any] | None = None) -> tuple[Download, bool]:
+        """Start fetching ``entry``; returns (download, started). An active download of it is returned as is."""
+        existing = self.active(entry.name)
+        if existing is not None:
+            return existing, False
+        download = Download(
+            id=uuid.uuid4().hex, model_name=entry.name, source=entry.source, model_id=entry.id, task=entry.task,
+            via="background", expected_bytes=expected_bytes(entry), options=options or {},
+        )
+        if in_catalog and self.dagster is not None and self.dagster.available():
+            download.via = "dagster"
+            download.dagster_run_id = self.dagster.launch_asset(self.asset, entry.name)
+            download.dagster_run_url = f"{self.dagster.url}/runs/{download.dagster_run_id}"
+            download.started = time.time()
+            download.message = f"Dagster run {download.dagster_run_id} launched for {self.asset}[{entry.name}]"
+        with self._lock:
+            self.downloads[download.id] = download
+        if download.via == "background":
+            self._executor.submit(self._fetch, download, entry)
+        log.info("download started", extra={"download_id": download.id, "model_name": entry.name, "via": download.via})
+        return download, True
+
+    def _fetch(self, download: Download, entry: CatalogEntry) -> None:
+        from kiln.sources import fetch
+
+        download.state, download.started, download.message = "running", time.time(), f"Fetching {entry.source}:{entry.id}"
+        try:
+            model, reused = fetch(entry, self.store)
+        except Exception as exc:
+            download.state, download.message = "failed", str(exc) if isinstance(exc, KilnError) else f"{type(exc).__name__}: {exc}"
+            log.warning("download failed", extra={"download_id": download.id, "error": download.message})
+        else:
+            download.state, download.reused = "completed", reused
+            download.path, download.version = str(model.path), model.version
+            download.downloaded_bytes = model.size_bytes
+            download.expected_bytes = download.expected_bytes or model.size_bytes
+            download.message = (
+                f"{'Already in' if reused else 'Stored in'} the model store as version {model.version}. "
+                f"Run `kiln pipeline --model {entry.name}` (or the model_pipeline job in Dagster) to evaluate, "
+                "register and serve it."
+            )
+        finally:
+            download.finished = time.time()
+
+    def _staging_bytes(self, name: str) -> int:
+        staging = self.store.root / ".staging"
+        if not staging.is_dir():
+            return 0
+        return sum(directory_size(folder) for folder in staging.glob(f"{name}-*") if folder.is_dir())
+
+    def status(self, download_id: str) -> dict[str, Any]:
+        with self._lock:
+            download = self.downloads.get(download_id)
+        if download is None:
+            raise NotFound(f"No download with id '{download_id}'", {"download_id": download_id})
+        if download.via == "dagster" and download.state not in DONE and self.dagster is not None:
+            try:
+                status = self.dagster.run_status(download.dagster_run_id or "")
+                download.state = DAGSTER_STATES.get(status, download.state)
+                download.message = f"Dagster run {download.dagster_run_id}: {status}"
+            except Exception as exc:  # Dagster went away: report, keep the last known state
+                download.message = f"Could not reach Dagster for run {download.dagster_run_id}: {exc}"
+            if download.state in DONE:
+                download.finished = time.time()
+                latest = self.store.latest(download.model_name)
+                if download.state == "completed" and latest is not None:
+                    download.path, download.version = str(latest.path), latest.version
+                    download.downloaded_bytes = latest.size_bytes
+        elif download.state == "running":
+            download.downloaded_bytes = self._staging_bytes(download.model_name)
+        return download.to_dict()
+
+    def list(self) -> list[dict[str, Any]]:
+        with self._lock:
+            ids = list(self.downloads)
+        return [self.status(i) for i in ids]

@@ -1,0 +1,440 @@
+"""Per-model instance pools: lazy load on first use, scale to N instances, idle unload after a TTL.
+
+An ``InstancePool`` holds the loaded instances (engines) of one model. Callers lease an instance for
+one forward pass; when every instance is busy they queue, highest priority first. A pool loads its
+first instance on the first lease (lazy), loads more on demand up to its target, and drops instances
+idle for longer than the TTL (scale to zero), to be reloaded on the next lease.
+
+The ``Autoscaler`` keeps one pool per servable model and runs the idle reaper in a thread.
+Both are plain thread-safe classes: the model worker uses them, and unit tests drive them directly.
+"""
+
+from __future__ import annotations
+
+import gc
+import heapq
+import itertools
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from kiln.catalog import UnknownModel
+from kiln.errors import BadRequest, KilnError
+from kiln.serving.stats import LatencyWindow
+
+
+class PoolTimeout(KilnError):
+    status_code = 504
+    code = "TIMEOUT"
+
+
+class ModelLoadFailed(KilnError):
+    status_code = 503
+    code = "SERVICE_UNAVAILABLE"
+
+    def __init__(self, name: str, cause: BaseException):
+        reason = cause.message if isinstance(cause, KilnError) else f"{type(cause).__name__}: {cause}"
+        super().__init__(
+            f"Model '{name}' failed to load: {reason}. Fix it, then POST /models/manage?action=retry&model_name={name}",
+            {"model_name": name, "reason": reason},
+        )
+
+
+@dataclass
+class Instance:
+    id: int
+    engine: Any
+    loaded_at: float  # wall clock
+    load_seconds: float
+    last_used: float  # pool clock
+    busy: bool = False
+    requests: int = 0
+    retire: bool = False  # drop on release (scale-down or re-optimization while busy)
+
+
+class InstancePool:
+    def __init__(
+        self,
+        name: str,
+        loader: Callable[[], Any],
+        max_instances: int = 4,
+        window_seconds: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.name = name
+        self.loader = loader
+        self.max_instances = max_instances
+        self.clock = clock
+        self.target = 1  # instances wanted while the model is in use
+        self.instances: list[Instance] = []
+        self.loading = 0
+        self.post_load: Callable[[Any], Any] | None = None  # e.g. an optimization, re-applied on reload
+        self.optimization: dict[str, Any] | None = None
+        self._cond = threading.Condition()
+        self._waiters: list[tuple[int, int]] = []
+        self._tickets = itertools.count()
+        self._ids = itertools.count(1)
+        # counters
+        self.loads = 0
+        self.load_failures = 0
+        self.unloads = 0
+        self.idle_unloads = 0
+        self.load_seconds: list[float] = []
+        self.last_error: str | None = None
+        self.max_queue_depth = 0
+        self.hits = 0  # leases that found the model loaded
+        self.misses = 0  # leases that had to load it first (cold start)
+        self.last_used_at: float | None = None  # wall clock
+        self.latency = LatencyWindow(window_seconds, clock=clock)
+
+    # --- leasing ---
+
+    @contextmanager
+    def lease(self, priority: int = 0, timeout: float | None = None, items: int = 1) -> Iterator[Any]:
+        """Yield a loaded engine for exclusive use (one forward pass over ``items`` inputs); loads one
+        first if the pool is empty."""
+        instance = self._acquire(priority, timeout)
+        started = time.perf_counter()
+        ok = False
+        try:
+            yield instance.engine
+            ok = True
+        finally:
+            self._release(instance, time.perf_counter() - started, ok, items)
+
+    def _acquire(self, priority: int, timeout: float | None) -> Instance:
+        deadline = None if timeout is None else self.clock() + timeout
+        ticket = (-priority, next(self._tickets))
+        cold = False
+        with self._cond:
+            heapq.heappush(self._waiters, ticket)
+            self.max_queue_depth = max(self.max_queue_depth, len(self._waiters))
+            try:
+                while True:
+                    if self._waiters[0] == ticket:
+                        idle = self._idle()
+                        if idle is not None:
+                            heapq.heappop(self._waiters)
+                            idle.busy = True
+                            if cold:
+                                self.misses += 1
+                            else:
+                                self.hits += 1
+                            return idle
+                        if len(self.instances) + self.loading < self.target:
+                            cold = cold or not self.instances
+                            self._load_locked()
+                            continue
+                    remaining = None if deadline is None else deadline - self.clock()
+                    if remaining is not None and remaining <= 0:
+                        raise PoolTimeout(
+                            f"No instance of '{self.name}' became free within {timeout} s "
+                            f"({len(self._waiters)} requests queued)",
+                            {"model_name": self.name, "queue_depth": len(self._waiters)},
+                        )
+                    self._cond.wait(remaining)
+            finally:
+                if ticket in self._waiters:
+                    self._waiters.remove(ticket)
+                    heapq.heapify(self._waiters)
+                self._cond.notify_all()
+
+    def _idle(self) -> Instance | None:
+        # The most recently used idle instance, so extra instances age out and get reaped.
+        idle = [i for i in self.instances if not i.busy and not i.retire]
+        return max(idle, key=lambda i: i.last_used) if idle else None
+
+    def _release(self, instance: Instance, seconds: float, ok: bool, items: int = 1) -> None:
+        self.latency.record(seconds, ok=ok, items=items)
+        with self._cond:
+            instance.busy = False
+            instance.requests += 1
+            instance.last_used = self.clock()
+            self.last_used_at = time.time()
+            if instance.retire or len(self.instances) > self.target:
+                self._remove(instance)
+            self._cond.notify_all()
+
+    # --- loading and unloading ---
+
+    def _load_locked(self) -> Instance:
+        """Load one instance. Called holding the lock; releases it while the loader runs."""
+        self.loading += 1
+        self._cond.release()
+        started = time.perf_counter()
+        try:
+            engine = self.loader()
+            if self.post_load is not None:
+                engine = self.post_load(engine)
+        except BaseException as exc:
+            self._cond.acquire()
+            self.loading -= 1
+            self.load_failures += 1
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            self._cond.notify_all()
+            if isinstance(exc, Exception):
+                raise ModelLoadFailed(self.name, exc) from exc
+            raise
+        seconds = time.perf_counter() - started
+        self._cond.acquire()
+        self.loading -= 1
+        instance = Instance(next(self._ids), engine, time.time(), seconds, self.clock())
+        self.instances.append(instance)
+        self.loads += 1
+        self.load_seconds.append(seconds)
+        del self.load_seconds[:-100]
+        self.last_error = None
+        self._cond.notify_all()
+        return instance
+
+    def _remove(self, instance: Instance) -> None:
+        self.instances.remove(instance)
+        instance.engine = None
+        self.unloads += 1
+
+    def scale(self, target: int) -> dict[str, Any]:
+        """Hold ``target`` instances now (0 unloads the model); returns what changed."""
+        if target < 0:
+            raise BadRequest(f"target_instances must be >= 0, got {target}", {"target_instances": target})
+        if target > self.max_instances:
+            raise BadRequest(
+                f"target_instances must be <= {self.max_instances} (KILN_MAX_INSTANCES), got {target}",
+                {"target_instances": target, "max_instances": self.max_instances},
+            )
+        if target == 0:
+            return {"loaded": 0, **self.unload()}
+        with self._cond:
+            before = len(self.instances)
+            self.target = target
+            loaded = 0
+            while len(self.instances) + self.loading < target:
+                self._load_locked()
+                loaded += 1
+            removed = retiring = 0
+            for instance in sorted(self.instances, key=lambda i: i.last_used)[: max(0, len(self.instances) - target)]:
+                if instance.busy:
+                    instance.retire, retiring = True, retiring + 1
+                else:
+                    self._remove(instance)
+                    removed += 1
+            self._cond.notify_all()
+            return {"before": before, "loaded": loaded, "unloaded": removed, "retiring": retiring, "instances": len(self.instances)}
+
+    def load(self) -> dict[str, Any]:
+        """Make sure at least one instance is loaded (``target`` if higher)."""
+        return self.scale(max(1, self.target))
+
+    def unload(self) -> dict[str, Any]:
+        """Drop every instance now; busy ones are dropped when their request finishes."""
+        with self._cond:
+            before = len(self.instances)
+            removed = retiring = 0
+            for instance in list(self.instances):
+                if instance.busy:
+                    instance.retire, retiring = True, retiring + 1
+                else:
+                    self._remove(instance)
+                    removed += 1
+            self.target = 1
+            self._cond.notify_all()
+        return {"before": before, "unloaded": removed, "retiring": retiring, "instances": before - removed}
+
+    def reap_idle(self, ttl_seconds: float) -> int:
+        """Unload instances idle for at least ``ttl_seconds`` (all of them: scale to zero)."""
+        if ttl_seconds <= 0:
+            return 0
+        now = self.clock()
+        with self._cond:
+            stale = [i for i in self.instances if not i.busy and now - i.last_used >= ttl_seconds]
+            for instance in stale:
+                self._remove(instance)
+            self.idle_unloads += len(stale)
+            return len(stale)
+
+    def transform(self, change: Callable[[Any], Any], description: dict[str, Any]) -> int:
+        """Apply ``change`` to every loaded instance and to every future load (e.g. quantization).
+
+        Idle instances are changed now; busy ones are retired and reloaded on demand. Returns how many
+        instances were changed.
+        """
+        with self._cond:
+            previous = self.post_load
+            self.post_load = change if previous is None else (lambda engine: change(previous(engine)))
+            self.optimization = description
+            taken = [i for i in self.instances if not i.busy]
+            for instance in self.instances:
+                if instance.busy:
+                    instance.retire = True
+                else:
+                    instance.busy = True
+        try:
+            for instance in taken:
+                instance.engine = change(instance.engine)
+        finally:
+            with self._cond:
+                for instance in taken:
+                    instance.busy = False
+                self._cond.notify_all()
+        return len(taken)
+
+    def reset(self) -> dict[str, Any]:
+        """Forget optimizations and errors and reload from disk (the ``retry`` action)."""
+        with self._cond:
+            self.post_load = None
+            self.optimization = None
+            self.last_error = None
+        unloaded = self.unload()
+        return {**unloaded, **self.load()}
+
+    # --- reporting ---
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._waiters)
+
+    def engine(self) -> Any | None:
+        with self._cond:
+            return next((i.engine for i in self.instances if i.engine is not None), None)
+
+    def snapshot(self, window_seconds: float | None = None) -> dict[str, Any]:
+        now = self.clock()
+        with self._cond:
+            instances = [
+                {
+                    "id": i.id, "busy": i.busy, "requests": i.requests, "load_seconds": round(i.load_seconds, 3),
+                    "idle_seconds": round(now - i.last_used, 3), "loaded_at": i.loaded_at,
+                }
+                for i in self.instances
+            ]
+            loads = list(self.load_seconds)
+            state = {
+                "model_name": self.name,
+                "loaded": bool(self.instances),
+                "instances": len(self.instances),
+                "busy_instances": sum(i.busy for i in self.instances),
+                "loading_instances": self.loading,
+                "target_instances": self.target,
+                "max_instances": self.max_instances,
+                "queue_depth": len(self._waiters),
+                "max_queue_depth": self.max_queue_depth,
+                "loads": self.loads,
+                "load_failures": self.load_failures,
+                "unloads": self.unloads,
+                "idle_unloads": self.idle_unloads,
+                "last_load_seconds": round(loads[-1], 3) if loads else None,
+                "mean_load_seconds": round(sum(loads) / len(loads), 3) if loads else None,
+                "last_used_at": self.last_used_at,
+                "last_error": self.last_error,
+                "cache_hits": self.hits,
+                "cache_misses": self.misses,
+                "optimized": self.optimization is not None,
+                "optimization": self.optimization,
+                "instance_details": instances,
+            }
+        return {**state, **self.latency.totals(), "window": self.latency.summary(window_seconds)}
+
+
+class Autoscaler:
+    """One ``InstancePool`` per servable model, plus the idle reaper.
+
+    ``discover()`` returns the servable models as {name: spec}; ``loader(spec)`` loads one instance.
+    Models found after start-up (a new pipeline run) are picked up by re-discovering on a miss.
+    """
+
+    def __init__(
+        self,
+        discover: Callable[[], dict[str, Any]],
+        loader: Callable[[Any], Any],
+        idle_ttl_seconds: float = 900.0,
+        max_instances: int = 4,
+        window_seconds: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.discover = discover
+        self.loader = loader
+        self.idle_ttl_seconds = idle_ttl_seconds
+        self.max_instances = max_instances
+        self.window_seconds = window_seconds
+        self.clock = clock
+        self.specs: dict[str, Any] = dict(discover())
+        self.pools: dict[str, InstancePool] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.reaper_runs = 0
+        self.started_at = time.time()
+
+    def refresh(self) -> None:
+        specs = dict(self.discover())
+        with self._lock:
+            self.specs = specs
+
+    def pool(self, name: str) -> InstancePool:
+        with self._lock:
+            pool = self.pools.get(name)
+            if pool is not None and name in self.specs:
+                return pool
+        if name not in self.specs:
+            self.refresh()
+        with self._lock:
+            if name not in self.specs:
+                raise UnknownModel(name, sorted(self.specs))
+            spec = self.specs[name]
+            pool = self.pools.get(name)
+            if pool is None:
+                pool = InstancePool(
+                    name, lambda: self.loader(spec), self.max_instances, self.window_seconds, self.clock
+                )
+                self.pools[name] = pool
+            return pool
+
+    def lease(self, name: str, priority: int = 0, timeout: float | None = None, items: int = 1):
+        return self.pool(name).lease(priority, timeout, items)
+
+    def reap(self) -> dict[str, int]:
+        with self._lock:
+            pools = list(self.pools.values())
+        unloaded = {pool.name: n for pool in pools if (n := pool.reap_idle(self.idle_ttl_seconds))}
+        self.reaper_runs += 1
+        if unloaded:
+            gc.collect()
+        return unloaded
+
+    def start(self, interval_seconds: float) -> None:
+        """Run ``reap()`` every ``interval_seconds`` in a daemon thread."""
+        if self._thread is not None or self.idle_ttl_seconds <= 0:
+            return
+
+        def loop() -> None:
+            while not self._stop.wait(interval_seconds):
+                try:
+                    self.reap()
+                except Exception:  # a failed sweep must not kill the reaper
+                    import logging
+
+                    logging.getLogger("kiln.autoscaler").exception("idle reaper failed")
+
+        self._thread = threading.Thread(target=loop, name="kiln-idle-reaper", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def reaper_running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def snapshots(self, window_seconds: float | None = None) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            names = sorted(self.specs)
+            pools = dict(self.pools)
+        out = {}
+        for name in names:
+            if name in pools:
+                out[name] = pools[name].snapshot(window_seconds)
+            else:
+                out[name] = {"model_name": name, "loaded": False, "instances": 0, "queue_depth": 0, "loads": 0, "requests": 0}
+        return out

