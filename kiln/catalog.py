@@ -68,8 +68,11 @@ def load_catalog(path: Path) -> Catalog:
         raise KilnError(f"Duplicate model names in {path}: {sorted(duplicates)}")
     for entry in catalog.models:
         if entry.source == "finetune":
-            if entry.id not in names or catalog.get(entry.id).source == "finetune":
-                raise KilnError(f"Catalog model '{entry.name}': id must name a base catalog model that is not itself a fine-tune, got '{entry.id}'")
+            if entry.id not in names or catalog.get(entry.id).source not in ("huggingface", "path", "package"):
+                raise KilnError(
+                    f"Catalog model '{entry.name}': id must name a downloaded base model (source huggingface, path "
+                    f"or package) in the catalog, got '{entry.id}'"
+                )
             if not entry.dataset:
                 raise KilnError(f"Catalog model '{entry.name}': a fine-tune needs a dataset")
     return catalog
