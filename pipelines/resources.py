@@ -100,15 +100,13 @@ class BentoModelStore(dg.ConfigurableResource):
     def build_bento(self, workspace: Path, dagster_run_id: str) -> BuiltBento:
         """``bentoml build`` per the workspace's bentofile.yaml, with the champions as its models.
 
-        An existing bento with the same champions is reused. Model files the bento copied are hard-linked
-        back to BentoML's model store, so the bundle adds no second copy of the weights.
+        An existing bento with the same champions is reused. A BentoML 1.4 bento refers to its models by tag
+        in the model store (hard links to Kiln's store), so the bundle adds no copy of the weights.
         """
         import bentoml
         import yaml
 
         from kiln.errors import KilnError
-        from kiln.files import replace_duplicates_with_links
-
         champions = self.champions()
         if not champions:
             raise KilnError("No champion models in BentoML's store yet: materialize bento_model first (kiln pipeline).")
@@ -116,7 +114,11 @@ class BentoModelStore(dg.ConfigurableResource):
         models = {name: str(model.tag) for name, model in champions.items()}
         runs = {name: model.info.labels.get("mlflow_run_id", "") for name, model in champions.items()}
         config = yaml.safe_load((workspace / "bentofile.yaml").read_text())
-        for existing in bentoml.bentos.list(config["name"]):
+        try:
+            existing_bentos = bentoml.bentos.list(config["name"])
+        except bentoml.exceptions.NotFound:
+            existing_bentos = []
+        for existing in existing_bentos:
             if existing.info.labels.get("kiln_champions") == digest:
                 return BuiltBento(str(existing.tag), True, models, runs, str(existing.path))
         labels = {"kiln_champions": digest, "dagster_run_id": dagster_run_id}
@@ -133,11 +135,6 @@ class BentoModelStore(dg.ConfigurableResource):
             version=f"{digest[:10]}-{dagster_run_id[:8]}",
             build_ctx=str(workspace),
         )
-        for model in champions.values():
-            canonical = {path.name: path for path in Path(model.path).rglob("*") if path.is_file()}
-            from kiln.files import sha256_file
-
-            replace_duplicates_with_links(Path(built.path) / "models", {sha256_file(p): p for p in canonical.values()})
         return BuiltBento(str(built.tag), False, models, runs, str(built.path))
 
 

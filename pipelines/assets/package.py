@@ -27,7 +27,7 @@ def bento(context: dg.AssetExecutionContext, kiln: KilnWorkspace, bentoml: Bento
             "models": dg.MetadataValue.json(built.models),
             "mlflow_run_ids": dg.MetadataValue.json(built.mlflow_runs),
             "dagster_run_id": context.run.run_id,
-            "path": dg.MetadataValue.path(built.path),
+            "bento_path": dg.MetadataValue.path(built.path),
             "serve": f"bentoml serve {built.tag}",
         },
     )
