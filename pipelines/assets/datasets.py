@@ -5,8 +5,6 @@ The checks are blocking: if the data breaks a rule, fine-tuning (downstream) doe
 
 
 from dataclasses import asdict
-from pathlib import Path
-
 import dagster as dg
 
 from kiln.datasets import VADER_MOVIES, QualityRules, SplitSpec, load_text_dataset
@@ -69,7 +67,7 @@ def sentiment_dataset(context: dg.AssetExecutionContext, config: SentimentDatase
             "fingerprint": fingerprint[:12],
             **{f"{split}_rows": count for split, count in rows.items()},
             "positive_share": dg.MetadataValue.float(round(sum(sum(p["label"]) for p in data.values()) / sum(rows.values()), 4)),
-            "preview": dg.MetadataValue.md(data["train"].select(range(min(5, rows["train"]))).to_pandas().to_markdown(index=False)),
+            "preview": dg.MetadataValue.md(_preview(data["train"], 5)),
         },
     )
     rules = QualityRules(
@@ -85,5 +83,10 @@ def sentiment_dataset(context: dg.AssetExecutionContext, config: SentimentDatase
         )
 
 
-def dataset_path(dataset: dict) -> Path:
-    return Path(dataset["path"])
+def _preview(split, rows: int) -> str:
+    lines = ["| label | score | text |", "|---|---|---|"]
+    names = split.features["label"].names
+    for row in split.select(range(min(rows, len(split)))):
+        text = row["text"].replace("|", "\\|")
+        lines.append(f"| {names[row['label']]} | {row['score']:+.2f} | {text} |")
+    return "\n".join(lines)
