@@ -132,6 +132,20 @@ def make_batches(engine, items: list[Any], batch_size: int) -> list[dict[str, An
     return batches
 
 
+def for_export(module):
+    """A copy of ``module`` to export (the eager one stays untouched), with plain matmul-softmax attention.
+
+    Exported from SDPA, the graph quantizes into a slower int8 model: measured on MiniLM, int8 from the
+    eager-attention graph ran 2.16x eager fp32 against 1.82x (same cosine, 0.9916).
+    """
+    exported = copy.deepcopy(module)
+    for child in exported.modules():
+        if hasattr(child, "set_attn_implementation") and getattr(child, "config", None) is not None:
+            child.set_attn_implementation("eager")
+            break
+    return exported
+
+
 def export_onnx(module, example: dict[str, Any], path: Path) -> None:
     """Dynamo export with a dynamic batch (and sequence) axis; weights go to ``<file>.data``."""
     import torch
@@ -231,7 +245,7 @@ def optimize(
     batches = make_batches(engine, items, batch_size)
     fp32, int8 = out_dir / FP32_FILE, out_dir / INT8_FILE
     started = time.perf_counter()
-    export_onnx(copy.deepcopy(module), batches[0], fp32)  # a copy: exporting never touches the eager module
+    export_onnx(for_export(module), batches[0], fp32)
     log(f"exported ONNX in {time.perf_counter() - started:.1f} s")
     quantize_int8(fp32, int8)
 
