@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from kiln.errors import KilnError, NotFound
 
-Source = Literal["huggingface", "path", "package", "train"]
+Source = Literal["huggingface", "path", "package", "train", "finetune"]
 
 
 class CatalogEntry(BaseModel):
@@ -24,6 +24,8 @@ class CatalogEntry(BaseModel):
     primary_metric: str = "accuracy"
     min_metric: float = 0.0  # the evaluation gate: below this the model is not registered
     revision: str | None = None
+    allow_patterns: list[str] | None = None  # huggingface: only these files (e.g. ["*.json", "*.safetensors"])
+    dataset: str | None = None  # finetune: the dataset in assets/datasets/ it trains and is evaluated on
     description: str = ""
     tags: list[str] = Field(default_factory=list)
 
@@ -64,4 +66,13 @@ def load_catalog(path: Path) -> Catalog:
     duplicates = {name for name in names if names.count(name) > 1}
     if duplicates:
         raise KilnError(f"Duplicate model names in {path}: {sorted(duplicates)}")
+    for entry in catalog.models:
+        if entry.source == "finetune":
+            if entry.id not in names or catalog.get(entry.id).source not in ("huggingface", "path", "package"):
+                raise KilnError(
+                    f"Catalog model '{entry.name}': id must name a downloaded base model (source huggingface, path "
+                    f"or package) in the catalog, got '{entry.id}'"
+                )
+            if not entry.dataset:
+                raise KilnError(f"Catalog model '{entry.name}': a fine-tune needs a dataset")
     return catalog

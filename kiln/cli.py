@@ -18,10 +18,11 @@ app = typer.Typer(help="Kiln: a self-hosted MLOps workspace.", no_args_is_help=T
 @app.command()
 def pipeline(
     model: Annotated[Optional[list[str]], typer.Option("--model", "-m", help="Catalog model (repeatable); default: all")] = None,
+    bento: Annotated[bool, typer.Option(help="Build the serving bundle (bento) with the champions afterwards")] = True,
 ) -> None:
-    """Materialize the model pipeline (fetch/train -> evaluate -> register -> BentoML) and exit."""
+    """Materialize the model pipeline (fetch/train/fine-tune -> optimize -> evaluate -> register -> BentoML) and exit."""
     configure_environment()
-    args = [arg for name in model or [] for arg in ("--model", name)]
+    args = [arg for name in model or [] for arg in ("--model", name)] + ([] if bento else ["--no-bento"])
     raise typer.Exit(subprocess.call([sys.executable, "-m", "pipelines.run", *args]))
 
 

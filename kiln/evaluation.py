@@ -45,9 +45,64 @@ def evaluate_embedding(engine: Engine, triplets_file: Path) -> dict[str, float]:
     }
 
 
-def evaluate(engine: Engine, workspace: Path) -> dict[str, float]:
+def evaluate_text_classifier(engine: Engine, texts: list[str], gold: list[int], batch_size: int = 64) -> dict[str, float]:
+    """Accuracy, macro F1 and the confusion matrix (``confusion_<true>_<predicted>`` counts) on held-out text."""
+    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+
+    texts, gold = list(texts), list(gold)
+    if not texts:
+        raise KilnError("No held-out examples to evaluate on")
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # similar lengths: less padding
+    predicted = [0] * len(texts)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        for index, result in zip(chunk, engine.predict([texts[i] for i in chunk])):
+            predicted[index] = result["class_index"]
+    labels = list(range(len(engine.labels)))
+    matrix = confusion_matrix(gold, predicted, labels=labels)
+    metrics = {
+        "accuracy": float(accuracy_score(gold, predicted)),
+        "f1_macro": float(f1_score(gold, predicted, average="macro")),
+        "test_examples": float(len(gold)),
+    }
+    for i in labels:
+        for j in labels:
+            metrics[f"confusion_{engine.labels[i]}_{engine.labels[j]}"] = float(matrix[i, j])
+    return metrics
+
+
+def confusion_matrix_figure(metrics: dict[str, float], labels: list[str], title: str = ""):
+    """A matplotlib figure of the ``confusion_*`` counts (rows: true label, columns: predicted)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    counts = [[metrics[f"confusion_{t}_{p}"] for p in labels] for t in labels]
+    figure, axes = plt.subplots(figsize=(4, 3.5))
+    axes.imshow(counts, cmap="Blues")
+    for i, row in enumerate(counts):
+        for j, value in enumerate(row):
+            axes.text(j, i, f"{int(value)}", ha="center", va="center", color="black")
+    axes.set_xticks(range(len(labels)), labels)
+    axes.set_yticks(range(len(labels)), labels)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(title or f"accuracy {metrics.get('accuracy', 0):.3f}")
+    figure.tight_layout()
+    return figure
+
+
+def evaluate(engine: Engine, workspace: Path, dataset_path: Path | str | None = None) -> dict[str, float]:
     if engine.task == "classification":
         return evaluate_classifier(engine)
     if engine.task == "sentence-embedding":
         return evaluate_embedding(engine, workspace / "assets" / "eval" / "sentence_triplets.jsonl")
+    if engine.task == "text-classification":
+        if dataset_path is None:
+            raise KilnError(f"Model '{engine.name}': a text classifier is evaluated on its dataset's test split; none recorded")
+        from kiln.datasets import load_saved_dataset
+
+        test = load_saved_dataset(Path(dataset_path))["test"]
+        return evaluate_text_classifier(engine, test["text"], test["label"])
     raise KilnError(f"No evaluation defined for task '{engine.task}'")

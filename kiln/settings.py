@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     torch_threads: int = Field(0, description="0 lets torch pick (one per core)")
 
     # --- pipeline: datasets, optimization, fine-tuning ---
+    hf_token: str | None = Field(None, description="Hugging Face token for gated/private hub models (never logged)")
 
     # --- serving: autoscaler, devices, logs ---
     idle_ttl_seconds: float = Field(900.0, description="Unload a model idle this long (scale to zero); 0 keeps models loaded")

@@ -5,9 +5,20 @@ from __future__ import annotations
 import dagster as dg
 
 from kiln.settings import Settings, get_settings
-from pipelines.assets import evaluation, models, registry
-from pipelines.jobs import model_pipeline_job
+from pipelines.assets import datasets, evaluation, models, optimization, package, registry, training
+from pipelines.jobs import (
+    catalog_partitions_sensor,
+    champion_bento_sensor,
+    evaluation_job,
+    export_job,
+    model_pipeline_job,
+    nightly_reevaluation,
+    package_job,
+    training_job,
+)
 from pipelines.resources import BentoModelStore, KilnWorkspace, MLflowTracking
+
+ASSET_MODULES = [models, datasets, training, optimization, evaluation, registry, package]
 
 
 def build_resources(settings: Settings) -> dict:
@@ -29,7 +40,10 @@ def build_resources(settings: Settings) -> dict:
 
 
 defs = dg.Definitions(
-    assets=dg.load_assets_from_modules([models, evaluation, registry]),
-    jobs=[model_pipeline_job],
+    assets=dg.load_assets_from_modules(ASSET_MODULES),
+    asset_checks=dg.load_asset_checks_from_modules(ASSET_MODULES),
+    jobs=[model_pipeline_job, training_job, export_job, evaluation_job, package_job],
+    schedules=[nightly_reevaluation],
+    sensors=[catalog_partitions_sensor, champion_bento_sensor],
     resources=build_resources(get_settings()),
 )

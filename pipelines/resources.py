@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
@@ -27,6 +28,12 @@ class KilnWorkspace(dg.ConfigurableResource):
     @property
     def workspace(self) -> Path:
         return Path(self.workspace_dir)
+
+    def scratch(self, name: str) -> Path:
+        """A working folder beside the model store (downloads, datasets, checkpoints, reports)."""
+        path = Path(self.model_store_dir).parent / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
 
 class MLflowTracking(dg.ConfigurableResource):
@@ -71,6 +78,73 @@ class BentoModelStore(dg.ConfigurableResource):
         # BentoML stages models in a temporary folder and copies them into its store: link the copies back.
         replace_duplicates_with_links(Path(bentoml.models.get(bento_model.tag).path), model.file_by_digest())
         return str(bento_model.tag), False
+
+
+    def champions(self) -> dict[str, object]:
+        """The newest Kiln-labelled BentoML model per catalog name (what the gateway serves)."""
+        import bentoml
+
+        newest: dict[str, object] = {}
+        for model in bentoml.models.list():
+            name = model.info.labels.get("kiln_model")
+            if name and (name not in newest or model.info.creation_time > newest[name].info.creation_time):
+                newest[name] = model
+        return dict(sorted(newest.items()))
+
+    def champion_digest(self) -> str:
+        """Changes exactly when the set of served champions changes (the sensor's trigger)."""
+        from kiln.store import fingerprint_of
+
+        return fingerprint_of(sorted((name, str(model.tag)) for name, model in self.champions().items()))[:16]
+
+    def build_bento(self, workspace: Path, dagster_run_id: str) -> BuiltBento:
+        """``bentoml build`` per the workspace's bentofile.yaml, with the champions as its models.
+
+        An existing bento with the same champions is reused. A BentoML 1.4 bento refers to its models by tag
+        in the model store (hard links to Kiln's store), so the bundle adds no copy of the weights.
+        """
+        import bentoml
+        import yaml
+
+        from kiln.errors import KilnError
+        champions = self.champions()
+        if not champions:
+            raise KilnError("No champion models in BentoML's store yet: materialize bento_model first (kiln pipeline).")
+        digest = self.champion_digest()
+        models = {name: str(model.tag) for name, model in champions.items()}
+        runs = {name: model.info.labels.get("mlflow_run_id", "") for name, model in champions.items()}
+        config = yaml.safe_load((workspace / "bentofile.yaml").read_text())
+        try:
+            existing_bentos = bentoml.bentos.list(config["name"])
+        except bentoml.exceptions.NotFound:
+            existing_bentos = []
+        for existing in existing_bentos:
+            if existing.info.labels.get("kiln_champions") == digest:
+                return BuiltBento(str(existing.tag), True, models, runs, str(existing.path))
+        labels = {"kiln_champions": digest, "dagster_run_id": dagster_run_id}
+        labels |= {f"mlflow_run_id.{name}": run for name, run in runs.items()}
+        built = bentoml.bentos.build(
+            service=config["service"],
+            name=config["name"],
+            description=config.get("description"),
+            include=config.get("include"),
+            exclude=config.get("exclude"),
+            python=config.get("python"),
+            models=list(models.values()),
+            labels=labels,
+            version=f"{digest[:10]}-{dagster_run_id[:8]}",
+            build_ctx=str(workspace),
+        )
+        return BuiltBento(str(built.tag), False, models, runs, str(built.path))
+
+
+@dataclass
+class BuiltBento:
+    tag: str
+    reused: bool
+    models: dict[str, str] = field(default_factory=dict)
+    mlflow_runs: dict[str, str] = field(default_factory=dict)
+    path: str = ""
 
 
 def bento_model_name(kiln_name: str) -> str:

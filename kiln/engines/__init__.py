@@ -15,8 +15,9 @@ from kiln.errors import KilnError
 def engine_classes() -> dict[str, type[Engine]]:
     from kiln.engines.classifier import TorchClassifierEngine
     from kiln.engines.embedding import SentenceEmbeddingEngine
+    from kiln.engines.text_classifier import TextClassifierEngine
 
-    return {cls.task: cls for cls in (TorchClassifierEngine, SentenceEmbeddingEngine)}
+    return {cls.task: cls for cls in (TorchClassifierEngine, SentenceEmbeddingEngine, TextClassifierEngine)}
 
 
 def load_engine(task: str, path: Path, name: str) -> Engine:

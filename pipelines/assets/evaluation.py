@@ -1,4 +1,5 @@
-"""Stage 2: evaluate each model on held-out data, log the metrics to its MLflow run, and gate on them."""
+"""Stage: evaluate each candidate on held-out data, log metrics and plots to its MLflow run, gate on them,
+and render the papermill report notebook."""
 
 
 import dagster as dg
@@ -9,12 +10,17 @@ from kiln.store import StoredModel
 from pipelines.partitions import catalog_models
 from pipelines.resources import KilnWorkspace, MLflowTracking
 
+REPORT_NOTEBOOK = "notebooks/evaluation_report.ipynb"
+
 
 @dg.asset(
     partitions_def=catalog_models,
     group_name="evaluate",
     kinds={"mlflow"},
-    description="Task metrics on a held-out split (accuracy for classifiers, pair ranking for embeddings).",
+    description=(
+        "Task metrics on a held-out split: accuracy, F1 and a confusion-matrix plot for classifiers, pair "
+        "ranking for embeddings."
+    ),
     check_specs=[
         dg.AssetCheckSpec(
             "meets_floor",
@@ -25,15 +31,25 @@ from pipelines.resources import KilnWorkspace, MLflowTracking
     ],
 )
 def evaluation(
-    context: dg.AssetExecutionContext, raw_model: StoredModel, kiln: KilnWorkspace, mlflow: MLflowTracking
+    context: dg.AssetExecutionContext, finetuned_model: StoredModel, kiln: KilnWorkspace, mlflow: MLflowTracking
 ):
     entry = kiln.catalog().get(context.partition_key)
     tracker = mlflow.tracker()
-    engine = load_engine(raw_model.task, raw_model.path, raw_model.name)
-    metrics = evaluate(engine, kiln.workspace)
-    run_id = raw_model.info["mlflow_run_id"]
+    candidate = finetuned_model
+    engine = load_engine(candidate.task, candidate.path, entry.name)
+    metrics = evaluate(engine, kiln.workspace, candidate.info.get("dataset_path"))
+    run_id = candidate.info["mlflow_run_id"]
     with tracker.run(run_name=entry.name, run_id=run_id):
         tracker.log_metrics({f"eval_{key}": value for key, value in metrics.items()})
+        if hasattr(engine, "labels") and f"confusion_{engine.labels[0]}_{engine.labels[0]}" in metrics:
+            import matplotlib.pyplot as plt
+            import mlflow as mlflow_lib
+
+            from kiln.evaluation import confusion_matrix_figure
+
+            figure = confusion_matrix_figure(metrics, engine.labels, f"{entry.name}: accuracy {metrics['accuracy']:.3f}")
+            mlflow_lib.log_figure(figure, "evaluation/confusion_matrix.png")
+            plt.close(figure)
     context.log.info(f"{entry.name}: {metrics}")
     value = metrics[entry.primary_metric]
     yield dg.Output(
@@ -51,3 +67,71 @@ def evaluation(
         metadata={"metric": entry.primary_metric, "value": value, "floor": entry.min_metric},
         description=f"{entry.primary_metric}={value:.4f}, floor {entry.min_metric}",
     )
+
+
+@dg.asset(
+    partitions_def=catalog_models,
+    group_name="evaluate",
+    kinds={"jupyter", "mlflow"},
+    deps=["evaluation"],
+    description=(
+        f"The evaluation report: {REPORT_NOTEBOOK} executed with papermill for this model, stored as an MLflow "
+        "artifact (notebook and HTML) of the model's run."
+    ),
+)
+def evaluation_report(
+    context: dg.AssetExecutionContext, finetuned_model: StoredModel, kiln: KilnWorkspace, mlflow: MLflowTracking
+) -> dg.Output[str]:
+    import papermill
+
+    entry = kiln.catalog().get(context.partition_key)
+    candidate = finetuned_model
+    out_dir = kiln.scratch("reports") / entry.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    executed = out_dir / f"evaluation_report-{candidate.version}.ipynb"
+    papermill.execute_notebook(
+        str(kiln.workspace / REPORT_NOTEBOOK),
+        str(executed),
+        parameters={
+            "model_name": entry.name,
+            "model_path": str(candidate.path),
+            "task": candidate.task,
+            "workspace": str(kiln.workspace),
+            "dataset_path": candidate.info.get("dataset_path") or "",
+        },
+        kernel_name="python3",
+        cwd=str(out_dir),  # never the checkout: a folder named onnx there would shadow the onnx package
+        progress_bar=False,
+    )
+    html = _to_html(executed)
+    tracker = mlflow.tracker()
+    run_id = candidate.info["mlflow_run_id"]
+    with tracker.run(run_name=entry.name, run_id=run_id):
+        import mlflow as mlflow_lib
+
+        mlflow_lib.log_artifact(str(executed), "reports")
+        if html is not None:
+            mlflow_lib.log_artifact(str(html), "reports")
+    context.log.info(f"{entry.name}: report {executed}")
+    return dg.Output(
+        str(executed),
+        metadata={
+            "notebook": dg.MetadataValue.notebook(str(executed)),
+            "html": dg.MetadataValue.path(str(html)) if html else "nbconvert unavailable",
+            "mlflow_run": dg.MetadataValue.url(tracker.run_url(run_id)),
+            "mlflow_artifact": f"reports/{executed.name}",
+        },
+    )
+
+
+def _to_html(notebook):
+    """An HTML copy that the MLflow UI shows inline; None when nbconvert is not installed."""
+    try:
+        import nbformat
+        from nbconvert import HTMLExporter
+    except ImportError:
+        return None
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(str(notebook), as_version=4))
+    target = notebook.with_suffix(".html")
+    target.write_text(body)
+    return target

@@ -4,6 +4,7 @@
 import dagster as dg
 
 from kiln.recipes import get_recipe
+from kiln.settings import get_settings
 from kiln.sources import fetch
 from kiln.store import StoredModel, fingerprint_of
 from pipelines.partitions import catalog_models
@@ -18,14 +19,17 @@ class RawModelConfig(dg.Config):
     learning_rate: float = 3e-3
     batch_size: int = 64
     seed: int = 0
-    hf_token: str | None = None
+    hf_token: str | None = None  # default: KILN_HF_TOKEN (prefer it: run config is visible in the UI)
 
 
 @dg.asset(
     partitions_def=catalog_models,
     group_name="download",
     kinds={"pytorch", "mlflow"},
-    description="The model's weights in Kiln's model store: fetched from its source, or trained by its recipe.",
+    description=(
+        "The model's weights in Kiln's model store: fetched from its source (hub, path, package), or trained by "
+        "its recipe. For a fine-tune, the weights of its base model."
+    ),
 )
 def raw_model(
     context: dg.AssetExecutionContext, config: RawModelConfig, kiln: KilnWorkspace, mlflow: MLflowTracking
@@ -58,10 +62,25 @@ def raw_model(
                 tracker.log_metrics({"train_seconds": training["train_seconds"]})
             model = store.find(entry.name, fingerprint)
     else:
-        model, reused = fetch(entry, store, hf_token=config.hf_token)
+        source = kiln.catalog().get(entry.id) if entry.source == "finetune" else entry
+        reported = [-1]
+
+        def progress(what: str, done: int, total: int) -> None:
+            percent = int(100 * done / max(total, 1))
+            if percent >= reported[0] + 10 or done == total:  # every 10%: readable logs for big checkpoints
+                reported[0] = percent
+                context.log.info(f"{source.name}: {percent}% ({done / 1e6:.1f}/{total / 1e6:.1f} MB) {what}")
+
+        model, reused = fetch(
+            source,
+            store,
+            hf_token=config.hf_token or get_settings().hf_token,
+            download_dir=kiln.scratch("downloads"),
+            progress=progress,
+        )
         if not tracker.run_exists(model.info.get("mlflow_run_id")):
-            with tracker.run(run_name=f"fetch {entry.name}", tags={"kiln.model": entry.name, "kiln.stage": "fetch"}) as run:
-                tracker.log_params({"source": entry.source, "id": entry.id, "sha256": model.sha256, "licence": entry.licence})
+            with tracker.run(run_name=f"fetch {source.name}", tags={"kiln.model": source.name, "kiln.stage": "fetch"}) as run:
+                tracker.log_params({"source": source.source, "id": source.id, "sha256": model.sha256, "licence": source.licence})
                 tracker.log_metrics({"size_mb": model.size_bytes / 1e6})
             model = store.set_info(model, mlflow_run_id=run.info.run_id)
     assert model is not None
@@ -71,7 +90,9 @@ def raw_model(
         model,
         metadata={
             "source": entry.source,
+            "model": model.name,
             "version": model.version,
+            "files": len(model.files),
             "sha256": model.sha256,
             "size_mb": dg.MetadataValue.float(round(model.size_bytes / 1e6, 3)),
             "path": dg.MetadataValue.path(str(model.path)),

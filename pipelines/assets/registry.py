@@ -16,21 +16,30 @@ from pipelines.resources import BentoModelStore, KilnWorkspace, MLflowTracking
     group_name="register",
     kinds={"mlflow"},
     description="The model version in the MLflow registry; the `champion` alias moves only when it is better.",
+    check_specs=[
+        dg.AssetCheckSpec(
+            "champion_gate",
+            asset="registered_model",
+            blocking=True,  # a candidate that did not become champion is not packaged
+            description="The candidate is the champion: it beat the previous one on the primary metric (or already was it).",
+        )
+    ],
 )
 def registered_model(
     context: dg.AssetExecutionContext,
-    raw_model: StoredModel,
+    finetuned_model: StoredModel,
     evaluation: dict[str, float],
     kiln: KilnWorkspace,
     mlflow: MLflowTracking,
-) -> dg.Output[Registration]:
+):
     entry = kiln.catalog().get(context.partition_key)
     tracker = mlflow.tracker()
+    candidate = finetuned_model
     registration = tracker.register(
-        raw_model, raw_model.info["mlflow_run_id"], entry.primary_metric, evaluation[entry.primary_metric]
+        candidate, candidate.info["mlflow_run_id"], entry.primary_metric, evaluation[entry.primary_metric]
     )
     context.log.info(f"{entry.name}: {registration.reason}")
-    return dg.Output(
+    yield dg.Output(
         registration,
         metadata={
             "registered_model": entry.name,
@@ -41,6 +50,13 @@ def registered_model(
             "reused": registration.reused,
             "mlflow_run": dg.MetadataValue.url(tracker.run_url(registration.run_id)),
         },
+    )
+    yield dg.AssetCheckResult(
+        check_name="champion_gate",
+        passed=registration.champion_version == registration.version,
+        metadata={"reason": registration.reason, "candidate_version": registration.version,
+                  "champion_version": registration.champion_version},
+        description=registration.reason,
     )
 
 

@@ -63,9 +63,11 @@ def test_second_run_reuses_everything(built_workspace):
 
 def test_a_model_below_its_floor_is_not_registered(built_workspace, tmp_path: Path):
     """The blocking gate: a catalog floor the model cannot reach stops registration and packaging."""
+    from pipelines.assets.datasets import sentiment_dataset
     from pipelines.assets.evaluation import evaluation
     from pipelines.assets.models import raw_model
     from pipelines.assets.registry import bento_model, registered_model
+    from pipelines.assets.training import finetuned_model
     from pipelines.definitions import build_resources
     from pipelines.resources import KilnWorkspace
 
@@ -78,8 +80,9 @@ def test_a_model_below_its_floor_is_not_registered(built_workspace, tmp_path: Pa
         )
     }
 
-    result = dg.materialize([raw_model, evaluation, registered_model, bento_model], partition_key="example", resources=resources, instance=built_workspace, raise_on_error=False)
-    checks = result.get_asset_check_evaluations()
-    assert [c.passed for c in checks] == [False]
+    graph = [raw_model, sentiment_dataset, finetuned_model, evaluation, registered_model, bento_model]
+    result = dg.materialize(graph, partition_key="example", resources=resources, instance=built_workspace, raise_on_error=False)
+    checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+    assert checks.pop("meets_floor") is False and all(checks.values())  # only the floor fails (data checks pass)
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
-    assert materialized == {"raw_model", "evaluation"}
+    assert materialized == {"raw_model", "sentiment_dataset", "finetuned_model", "evaluation"}

@@ -7,12 +7,37 @@ from kiln.errors import KilnError
 from kiln.settings import WORKSPACE
 
 
-def test_shipped_catalog_has_both_models():
+def test_shipped_catalog_has_its_models():
     catalog = load_catalog(WORKSPACE / "assets" / "catalog.yaml")
-    assert catalog.names() == ["example", "minilm"]
+    assert catalog.names() == ["example", "minilm", "minilm-sentiment"]
     assert catalog.get("example").source == "train"
     minilm = catalog.get("minilm")
     assert (minilm.source, minilm.task) == ("package", "sentence-embedding")
+    sentiment = catalog.get("minilm-sentiment")
+    assert (sentiment.source, sentiment.id, sentiment.dataset) == ("finetune", "minilm", "vader-movie-reviews")
+    assert sentiment.task == "text-classification"
+
+
+@pytest.mark.parametrize(
+    "fine_tune, message",
+    [
+        ({"id": "nope", "dataset": "d"}, "must name a downloaded base model"),
+        ({"id": "example", "dataset": "d"}, "must name a downloaded base model"),  # trained, not downloaded
+        ({"id": "base"}, "needs a dataset"),
+    ],
+)
+def test_a_fine_tune_needs_a_downloaded_base_and_a_dataset(tmp_path, fine_tune, message):
+    import yaml
+
+    models = [
+        {"name": "base", "source": "package", "id": "pkg", "task": "sentence-embedding"},
+        {"name": "example", "source": "train", "id": "digits-mlp", "task": "classification"},
+        {"name": "tuned", "source": "finetune", "task": "text-classification", **fine_tune},
+    ]
+    path = tmp_path / "catalog.yaml"
+    path.write_text(yaml.safe_dump({"models": models}))
+    with pytest.raises(KilnError, match=message):
+        load_catalog(path)
 
 
 def test_unknown_model_names_the_available_ones():

