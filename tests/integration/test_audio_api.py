@@ -1,17 +1,13 @@
 """``kiln api`` as a real subprocess: the gateway and the AudioService in separate BentoML processes,
 audio round-tripped over HTTP, TTSKit options applied (extra header, access log off)."""
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import free_port
+from tests.servers import KILN, running
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -19,32 +15,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 @pytest.fixture(scope="module")
 def api(kiln_home: Path):
     port = free_port()
-    log_path = kiln_home / f"api-{port}.log"
-    kiln = Path(sys.executable).parent / "kiln"
-    process = subprocess.Popen(
-        [str(kiln), "api", "--host", "127.0.0.1", "--port", str(port), "--header", "X-API-Version: v1",
-         "--no-access-log", "--log-level", "warning"],
-        stdout=log_path.open("wb"), stderr=subprocess.STDOUT, start_new_session=True, env=os.environ.copy(),
-    )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    try:
-        while True:
-            assert process.poll() is None, log_path.read_text()[-3000:]
-            assert time.monotonic() < deadline, "kiln api did not answer in 180 s"
-            try:
-                if httpx.get(f"{url}/api/v1/health", timeout=5).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
+    command = [str(KILN), "api", "--host", "127.0.0.1", "--port", str(port), "--header", "X-API-Version: v1",
+               "--no-access-log", "--log-level", "warning"]
+    with running(command, f"{url}/api/v1/health", kiln_home / f"api-{port}.log"):
         yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
 
 
 def test_synthesize_then_transcribe_over_http(api):

@@ -1,10 +1,6 @@
 """``kiln serve`` as a real subprocess (BentoML server, separate model-worker process), called over HTTP."""
 
-import os
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -12,6 +8,7 @@ import pytest
 
 from kiln.recipes.digits import digits_split
 from tests.conftest import free_port
+from tests.servers import KILN, running
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -19,31 +16,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 @pytest.fixture(scope="module")
 def server(built_workspace, kiln_home: Path):
     port = free_port()
-    log = (kiln_home / f"serve-{port}.log").open("wb")
-    kiln = Path(sys.executable).parent / "kiln"
-    process = subprocess.Popen(
-        [str(kiln), "serve", "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=os.environ.copy(),
-    )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    try:
-        while True:
-            assert process.poll() is None, (kiln_home / f"serve-{port}.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "kiln serve did not become healthy in 180 s"
-            try:
-                if httpx.get(f"{url}/health", timeout=2).json().get("status") == "healthy":
-                    break
-            except (httpx.HTTPError, ValueError):
-                pass
-            time.sleep(0.5)
+    command = [str(KILN), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    with running(command, f"{url}/health", kiln_home / f"serve-{port}.log",
+                 ready=lambda r: r.json().get("status") == "healthy"):
         yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
 
 
 def test_predict_over_http(server):
@@ -78,8 +55,7 @@ def test_errors_over_http(server):
 
 
 def test_pipeline_cli_refuses_unknown_models():
-    kiln = Path(sys.executable).parent / "kiln"
-    result = subprocess.run([str(kiln), "pipeline", "--model", "nope"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([str(KILN), "pipeline", "--model", "nope"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "Unknown model(s) ['nope']" in result.stderr
 
 

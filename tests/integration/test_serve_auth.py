@@ -3,20 +3,17 @@ production refusal of a default JWT secret."""
 
 import json
 import os
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import free_port
+from tests.servers import KILN, running
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
-KILN = Path(sys.executable).parent / "kiln"
 ADMIN_KEY = "integration-admin-key-0123456789"
 
 
@@ -29,30 +26,12 @@ def serve_env(home: Path, **extra: str) -> dict:
 def secured_server(tmp_path_factory):
     home = tmp_path_factory.mktemp("serve-auth")
     port = free_port()
+    url = f"http://127.0.0.1:{port}"
     log_path = home / "serve.log"
     env = serve_env(home, KILN_ENABLE_AUTH="true", KILN_API_KEYS=json.dumps({"admin": ADMIN_KEY}),
                     KILN_RATE_LIMIT_STATUS="50/minute")
-    process = subprocess.Popen([str(KILN), "serve", "--host", "127.0.0.1", "--port", str(port)],
-                               stdout=log_path.open("wb"), stderr=subprocess.STDOUT, start_new_session=True, env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    try:
-        while True:
-            assert process.poll() is None, log_path.read_text()[-3000:]
-            assert time.monotonic() < deadline, "kiln serve did not become healthy in 180 s"
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
+    with running([str(KILN), "serve", "--host", "127.0.0.1", "--port", str(port)], f"{url}/health", log_path, env):
         yield url, log_path
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
 
 
 def test_routes_follow_the_permission_table_over_http(secured_server):

@@ -4,10 +4,7 @@ through Dagster's GraphQL API."""
 
 import json
 import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,37 +12,10 @@ import httpx
 import pytest
 
 from tests.conftest import free_port
+from tests.servers import BIN, start, stop, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
-BIN = Path(sys.executable).parent
 DIGIT = [0.0] * 20 + [8.0] * 24 + [0.0] * 20
-
-
-def start(command, log: Path, env) -> subprocess.Popen:
-    return subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True, env=env)
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-def wait_for(url: str, process: subprocess.Popen, log: Path, ready=lambda r: r.status_code == 200, timeout=180) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        assert process.poll() is None, log.read_text()[-3000:]
-        assert time.monotonic() < deadline, f"{url} not ready in {timeout} s: {log.read_text()[-2000:]}"
-        try:
-            if ready(httpx.get(url, timeout=2)):
-                return
-        except (httpx.HTTPError, ValueError):
-            pass
-        time.sleep(0.5)
 
 
 @pytest.fixture(scope="module")
