@@ -15,7 +15,7 @@ from bentos.coalesce import Coalescer
 from bentos.models import ServedModel, served_models
 from bentos.worker import ModelWorker
 from kiln.catalog import UnknownModel, load_catalog
-from kiln.errors import KilnError, ModelNotAvailable
+from kiln.errors import KilnError, ModelNotAvailable, Timeout
 from kiln.logs import LogDirectory, setup_logging
 from kiln.serving.downloads import DagsterGraphQL, DownloadManager
 from kiln.serving.stats import LatencyWindow
@@ -35,9 +35,8 @@ class WorkerError(KilnError):
         self.code = payload.get("code", "INTERNAL_ERROR")
 
 
-class PredictionTimeout(KilnError):
-    status_code = 504
-    code = "TIMEOUT"
+class PredictionTimeout(Timeout):
+    """The whole prediction (queue + worker) exceeded the request's timeout."""
 
 
 # BentoML's access log is off: the API's own middleware writes one structured line per request.

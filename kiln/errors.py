@@ -26,6 +26,16 @@ class BadRequest(KilnError):
     code = "BAD_REQUEST"
 
 
+class Unauthorized(KilnError):
+    status_code = 401
+    code = "UNAUTHORIZED"
+
+
+class Forbidden(KilnError):
+    status_code = 403
+    code = "FORBIDDEN"
+
+
 class NotFound(KilnError):
     status_code = 404
     code = "NOT_FOUND"
@@ -34,6 +44,11 @@ class NotFound(KilnError):
 class Conflict(KilnError):
     status_code = 409
     code = "CONFLICT"
+
+
+class Timeout(KilnError):
+    status_code = 504
+    code = "TIMEOUT"
 
 
 class InvalidInput(KilnError):

@@ -4,7 +4,6 @@ the audio model list and upload validation. Errors: {"success": false, "error", 
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, UploadFile
@@ -12,6 +11,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from bentos.api.audio_client import b64, call_audio, read_upload
 from bentos.api.deps import GatewayDep
+from bentos.api.timeutil import now
 from kiln.errors import InvalidInput, ModelNotAvailable
 
 router = APIRouter(tags=["audio"])
@@ -83,12 +83,8 @@ async def _synthesize(body: SynthesizeRequest, gateway: GatewayDep) -> dict:
 
 
 @router.post("/synthesize")
+@router.post("/tts/synthesize")  # seed 000's alias: the same handler
 async def synthesize(body: SynthesizeRequest, gateway: GatewayDep) -> dict:
-    return await _synthesize(body, gateway)
-
-
-@router.post("/tts/synthesize")
-async def tts_synthesize(body: SynthesizeRequest, gateway: GatewayDep) -> dict:
     return await _synthesize(body, gateway)
 
 
@@ -112,6 +108,7 @@ Upload = Annotated[UploadFile | None, File(description="Audio file (wav, mp3, og
 
 
 @router.post("/transcribe")
+@router.post("/stt/transcribe")  # seed 000's alias: the same handler
 async def transcribe(
     gateway: GatewayDep, file: Upload = None, audio: Upload = None,
     model_name: Annotated[str, Form(max_length=128)] = "default",
@@ -119,20 +116,6 @@ async def transcribe(
     enable_timestamps: Annotated[bool, Form()] = True,
 ) -> dict:
     return await _transcribe(gateway, file or audio, model_name, language, enable_timestamps)
-
-
-@router.post("/stt/transcribe")
-async def stt_transcribe(
-    gateway: GatewayDep, file: Upload = None, audio: Upload = None,
-    model_name: Annotated[str, Form(max_length=128)] = "default",
-    language: Annotated[str | None, Form(max_length=16)] = None,
-    enable_timestamps: Annotated[bool, Form()] = True,
-) -> dict:
-    return await _transcribe(gateway, file or audio, model_name, language, enable_timestamps)
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
 
 
 @router.get("/audio/health")
@@ -144,7 +127,7 @@ async def audio_health(gateway: GatewayDep) -> dict:
     return {"status": "healthy" if healthy else "degraded", "tts_available": any(tts.values()),
             "stt_available": any(stt.values()), "engines": {"tts": tts, "stt": stt},
             "unavailable": {n: e["reason"] for n, e in {**described["tts"], **described["stt"]}.items() if not e["available"]},
-            "supported_formats": described["formats"], "timestamp": _now()}
+            "supported_formats": described["formats"], "timestamp": now()}
 
 
 @router.get("/tts/health")
@@ -154,7 +137,7 @@ async def tts_health(gateway: GatewayDep) -> dict:
     return {"status": "healthy" if available else "unhealthy", "available_engines": available,
             "default_engine": available[0] if available else None,
             "engines": {n: {"available": e["available"], "voices": len(e["voices"])} for n, e in described["tts"].items()},
-            "languages": described["languages"], "timestamp": _now()}
+            "languages": described["languages"], "timestamp": now()}
 
 
 @router.get("/audio/models")

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import platform
 import time
-from datetime import datetime, timezone
 
 from fastapi import APIRouter
 
 from bentos.api.deps import GatewayDep
+from bentos.api.timeutil import now
 from kiln import __version__
 
 router = APIRouter(tags=["system"])
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat()
 
 
 @router.get("/health")

@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-from kiln.errors import KilnError
+from kiln.errors import Forbidden, Unauthorized
 
-
-class Unauthorized(KilnError):
-    status_code = 401
-    code = "UNAUTHORIZED"
-
-
-class Forbidden(KilnError):
-    status_code = 403
-    code = "FORBIDDEN"
+__all__ = ["Forbidden", "InsecureConfiguration", "Unauthorized"]
 
 
 class InsecureConfiguration(RuntimeError):

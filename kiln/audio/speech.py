@@ -8,6 +8,8 @@ import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -24,6 +26,20 @@ PITCH_RANGE = (-12.0, 12.0)
 VOLUME_RANGE = (0.0, 4.0)
 SCHEMA_MAX_TEXT = 5000  # TTSKit's request schema (1-5000); the configured limit (1000) is checked after
 
+
+
+@contextmanager
+def engine_call(counters: Any, engine: str, verb: str) -> Iterator[None]:
+    """Count a failed engine call; an unexpected error becomes a KilnError that names the engine."""
+    try:
+        yield
+    except KilnError:
+        counters.record(engine, failed=True)
+        raise
+    except Exception as exc:
+        counters.record(engine, failed=True)
+        log.exception("Engine %s failed to %s", engine, verb)
+        raise KilnError(f"Engine '{engine}' failed to {verb}: {type(exc).__name__}: {exc}") from exc
 
 class TextTooLong(BadRequest):
     code = "text_too_long"
@@ -157,7 +173,7 @@ class Speech:
                 return Synthesis(audio=audio, format=fmt, duration=meta["duration"], sample_rate=meta["sample_rate"],
                                  engine=chosen.name, voice=chosen_voice.name, language=lang, cached=True,
                                  processing_time=time.perf_counter() - started, chunks=meta.get("chunks", 1))
-        try:
+        with engine_call(self.tts_counters, chosen.name, "synthesize"):
             chunks = textprep.chunk(textprep.normalize(text, lang), self.settings.audio_chunk_chars)
             if not chunks:
                 raise InvalidInput("text", "nothing speakable is left after normalization")
@@ -167,13 +183,6 @@ class Speech:
             audio = io.apply_effects(audio, rate=rate, pitch=pitch, volume=volume,
                                      native_rate=chosen.native_rate, native_pitch=chosen.native_pitch)
             encoded = io.encode(audio, fmt)
-        except KilnError:
-            self.tts_counters.record(chosen.name, failed=True)
-            raise
-        except Exception as exc:
-            self.tts_counters.record(chosen.name, failed=True)
-            log.exception("Synthesis failed in engine %s", chosen.name)
-            raise KilnError(f"Engine '{chosen.name}' failed to synthesize: {type(exc).__name__}: {exc}") from exc
         elapsed = time.perf_counter() - started
         self.tts_counters.record(chosen.name, audio.duration, elapsed, characters=len(text))
         if self.cache is not None and use_cache:
@@ -197,15 +206,8 @@ class Speech:
             raise InvalidInput("model", f"engine '{chosen.name}' has no model '{model}'. Models: {', '.join(chosen.models())}")
         audio = io.decode(data)
         audio = io.Audio(io.resample(audio.samples, audio.sample_rate, chosen.sample_rate), chosen.sample_rate)
-        try:
+        with engine_call(self.stt_counters, chosen.name, "transcribe"):
             result = chosen.transcribe(audio, language=language, model=model, word_timestamps=word_timestamps)
-        except KilnError:
-            self.stt_counters.record(chosen.name, failed=True)
-            raise
-        except Exception as exc:
-            self.stt_counters.record(chosen.name, failed=True)
-            log.exception("Transcription failed in engine %s", chosen.name)
-            raise KilnError(f"Engine '{chosen.name}' failed to transcribe: {type(exc).__name__}: {exc}") from exc
         elapsed = time.perf_counter() - started
         self.stt_counters.record(chosen.name, audio.duration, elapsed)
         body = result.to_dict()

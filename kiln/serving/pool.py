@@ -22,13 +22,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from kiln.catalog import UnknownModel
-from kiln.errors import BadRequest, KilnError
+from kiln.errors import BadRequest, KilnError, Timeout
 from kiln.serving.stats import LatencyWindow
 
 
-class PoolTimeout(KilnError):
-    status_code = 504
-    code = "TIMEOUT"
+class PoolTimeout(Timeout):
+    """No instance of the model became free within the request's timeout."""
 
 
 class ModelLoadFailed(KilnError):
