@@ -1,7 +1,8 @@
 """Throughput and latency of ``POST /predict`` for minilm, adaptive batching on and off.
 
 Starts a real ``kiln serve`` on a free port (the models must be built: `make pipeline`), sends
-single-sentence requests at concurrency 1, 8 and 32, and prints a table. Run by hand:
+single-sentence requests at concurrency 1, 8 and 32 (the lean client in loadgen.py), and prints a
+table with the autoscaler's instance count. Run by hand:
 
     .venv/bin/python benchmarks/predict_throughput.py [--requests-per-client 12]
 """
@@ -14,13 +15,15 @@ import json
 import os
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loadgen import run_load  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LOG = Path(os.environ.get("TMPDIR", "/tmp")) / "kiln-benchmark-server.log"
@@ -56,34 +59,25 @@ def start_server(port: int) -> subprocess.Popen:
     raise SystemExit("kiln serve did not become healthy; has `make pipeline` run?")
 
 
-async def load(url: str, texts: list[str], concurrency: int, total: int, batching: bool) -> dict[str, float]:
-    latencies: list[float] = []
+def predict_bodies(texts: list[str], batching: bool | None = None) -> list[dict]:
+    """One /predict body per sentence (minilm, one sentence per request)."""
+    extra = {} if batching is None else {"enable_batching": batching}
+    return [{"model_name": "minilm", "inputs": text, **extra} for text in texts]
 
-    async def client(http: httpx.AsyncClient, counter) -> None:
-        for i in counter:
-            started = time.perf_counter()
-            response = await http.post(
-                url, json={"model_name": "minilm", "inputs": texts[i % len(texts)], "enable_batching": batching}
-            )
-            if response.status_code != 200:
-                raise SystemExit(f"/predict answered {response.status_code}: {response.text[:500]}")
-            latencies.append(time.perf_counter() - started)
 
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
-        warm_up = iter(range(2 * concurrency))
-        await asyncio.gather(*(client(http, warm_up) for _ in range(concurrency)))
-        latencies.clear()
-        counter = iter(range(total))  # shared: each client takes the next request number
-        started = time.perf_counter()
-        await asyncio.gather(*(client(http, counter) for _ in range(concurrency)))
-        wall = time.perf_counter() - started
-    ordered = sorted(latencies)
-    return {
-        "throughput_rps": total / wall,
-        "p50_ms": 1000 * statistics.median(ordered),
-        "p95_ms": 1000 * ordered[int(0.95 * (len(ordered) - 1))],
-    }
+def check_embedding(answer: dict) -> None:
+    if len(answer["result"]["embedding"]) != 384:
+        raise SystemExit(f"/predict answered without a 384-dimension embedding: {str(answer)[:300]}")
+
+
+async def load(url: str, texts: list[str], concurrency: int, total: int, batching: bool | None) -> dict[str, float]:
+    return await run_load(url, predict_bodies(texts, batching), concurrency, total, check_embedding)
+
+
+def minilm_pool(port: int) -> dict:
+    """The server's autoscaler view of minilm (instances, scale-ups), to print beside the figures."""
+    pool = httpx.get(f"http://127.0.0.1:{port}/autoscaler/stats", timeout=30).json()["models"]["minilm"]
+    return {key: pool.get(key) for key in ("instances", "scale_ups", "scale_downs", "autoscale_max_instances")}
 
 
 def main() -> None:
@@ -101,17 +95,18 @@ def main() -> None:
             for concurrency in (1, 8, 32):
                 total = max(args.min_requests, concurrency * args.requests_per_client)
                 result = asyncio.run(load(url, texts, concurrency, total, batching))
-                rows.append({"batching": batching, "concurrency": concurrency, "requests": total, **result})
-                print(f"batching={'on ' if batching else 'off'} c={concurrency:<3} {result}", flush=True)
+                pool = minilm_pool(port)
+                rows.append({"batching": batching, "concurrency": concurrency, "requests": total, **result, "pool": pool})
+                print(f"batching={'on ' if batching else 'off'} c={concurrency:<3} {result} {pool}", flush=True)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
-    print("\n| adaptive batching | concurrency | requests | throughput (req/s) | p50 (ms) | p95 (ms) |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("\n| adaptive batching | concurrency | requests | throughput (req/s) | p50 (ms) | p95 (ms) | minilm instances |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
         print(
             f"| {'on' if row['batching'] else 'off'} | {row['concurrency']} | {row['requests']} | "
-            f"{row['throughput_rps']:.1f} | {row['p50_ms']:.1f} | {row['p95_ms']:.1f} |"
+            f"{row['throughput_rps']:.1f} | {row['p50_ms']:.1f} | {row['p95_ms']:.1f} | {row['pool']['instances']} |"
         )
     out = ROOT / "benchmarks" / "results"
     out.mkdir(exist_ok=True)
