@@ -12,6 +12,7 @@ from typing import Any
 
 import bentoml
 
+from bentos.options import KEEP_RUNNER_CONNECTION, tracing
 from kiln.errors import InvalidInput, KilnError
 from kiln.settings import get_settings
 
@@ -21,7 +22,7 @@ def _error(exc: KilnError) -> dict[str, Any]:
 
 
 @bentoml.service(name="kiln-audio", workers=1, traffic={"timeout": 300},
-                 runner_connection={"max_requests": 1_000_000_000, "max_age": 1e9})
+                 runner_connection=KEEP_RUNNER_CONNECTION, tracing=tracing(get_settings()))
 class AudioService:
     def __init__(self) -> None:
         from kiln.audio.speech import Speech

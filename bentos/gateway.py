@@ -13,6 +13,7 @@ from bentos.api import create_app
 from bentos.audio import AudioService
 from bentos.coalesce import Coalescer
 from bentos.models import ServedModel, served_models
+from bentos.options import tracing
 from bentos.worker import ModelWorker
 from kiln.catalog import UnknownModel, load_catalog
 from kiln.errors import KilnError, ModelNotAvailable, Timeout
@@ -40,7 +41,9 @@ class PredictionTimeout(Timeout):
 
 
 # BentoML's access log is off: the API's own middleware writes one structured line per request.
-@bentoml.service(name="kiln-gateway", traffic={"timeout": 300}, logging={"access": {"enabled": False}})
+@bentoml.service(
+    name="kiln-gateway", traffic={"timeout": 300}, logging={"access": {"enabled": False}}, tracing=tracing(get_settings())
+)
 @bentoml.asgi_app(app, path="/")
 class Gateway:
     worker = bentoml.depends(ModelWorker)

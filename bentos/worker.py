@@ -11,15 +11,17 @@ import logging
 import os
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 import bentoml
 
 from bentos.models import ServedModel, served_models
+from bentos.options import KEEP_RUNNER_CONNECTION, tracing
 from kiln.engines import load_engine
 from kiln.errors import KilnError
 from kiln.logs import setup_logging
-from kiln.serving.pool import Autoscaler
+from kiln.serving.autoscaler import Autoscaler
 from kiln.settings import get_settings
 
 SETTINGS = get_settings()
@@ -56,10 +58,8 @@ def process_memory_mb() -> float:
     # (stats, load, scale) are not stuck behind inference. Each model's pool serializes its instances.
     threads=SETTINGS.worker_threads,
     traffic={"timeout": 300},
-    # BentoML 1.4.39 recycles the caller's client session every 100 requests / 300 s and the request
-    # that triggers it fails with "Cannot write to closing transport"; over a local socket there is
-    # nothing to gain from recycling, so keep one session (the gateway also retries once).
-    runner_connection={"max_requests": 1_000_000_000, "max_age": 1e9},
+    runner_connection=KEEP_RUNNER_CONNECTION,
+    tracing=tracing(SETTINGS),
     # One access line per internal gateway->worker call doubles the logging cost of every prediction.
     logging={"access": {"enabled": False}},
 )
@@ -73,12 +73,18 @@ class ModelWorker:
         if threads:
             torch.set_num_threads(threads)
         self.described: dict[str, dict[str, Any]] = {}
+        # Threads for the extra instances a split batch runs on (the calling thread runs the first).
+        self.executor = ThreadPoolExecutor(max(1, SETTINGS.max_instances - 1), thread_name_prefix="kiln-split")
         self.autoscaler = Autoscaler(
             discover=served_models,
             loader=self._load,
             idle_ttl_seconds=SETTINGS.idle_ttl_seconds,
             max_instances=SETTINGS.max_instances,
             window_seconds=SETTINGS.stats_window_seconds,
+            autoscale_max_instances=SETTINGS.autoscale_max_instances or (os.cpu_count() or 1),
+            scale_up_utilization=SETTINGS.scale_up_utilization,
+            scale_down_idle_seconds=SETTINGS.scale_down_idle_seconds,
+            can_grow=self._has_memory_for_one_more,
         )
         wanted = [n.strip() for n in SETTINGS.preload_models.split(",") if n.strip()]
         for name in sorted(self.autoscaler.specs) if wanted == ["all"] else wanted:
@@ -96,6 +102,13 @@ class ModelWorker:
         log.info("model loaded", extra={"model_name": model.name, "load_seconds": round(time.perf_counter() - started, 3)})
         return engine
 
+    def _has_memory_for_one_more(self, name: str) -> bool:
+        """Grow a pool only while the machine keeps free memory for three more copies of the model."""
+        import psutil
+
+        size = self.described.get(name, {}).get("memory_bytes") or 0
+        return psutil.virtual_memory().available > max(3 * size, 256 << 20)
+
     def _run(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Group a (possibly merged) batch by model, run each group as one forward pass, keep the order."""
         groups: dict[str, list[int]] = defaultdict(list)
@@ -108,13 +121,31 @@ class ModelWorker:
             timeouts = [r.get("timeout") for r in group]
             timeout = None if any(t is None for t in timeouts) else max(timeouts)
             try:
-                with self.autoscaler.lease(name, priority, timeout, items=len(group)) as engine:
-                    outputs = engine.predict([r["item"] for r in group])
+                outputs = self._predict(name, [r["item"] for r in group], priority, timeout)
             except Exception as exc:  # one model's failure must not fail the other models in the batch
                 outputs = [{"__error__": error_payload(exc)}] * len(group)
             for index, output in zip(indexes, outputs, strict=True):
                 results[index] = output
         return results
+
+    def _predict(self, name: str, items: list[Any], priority: int, timeout: float | None) -> list[Any]:
+        """One forward pass, or, when the model has several idle instances and the batch is large
+        enough, one per instance on its own thread (each instance runs one torch thread)."""
+        pool = self.autoscaler.pool(name)
+        limit = max(1, min(SETTINGS.max_instances, len(items) // SETTINGS.min_split_items))
+        with pool.lease_many(limit, priority, timeout, items=len(items)) as engines:
+            if len(engines) == 1:
+                return engines[0].predict(items)
+            size = -(-len(items) // len(engines))
+            chunks = [items[i : i + size] for i in range(0, len(items), size)]
+            futures = [self.executor.submit(engine.predict, chunk) for engine, chunk in zip(engines[1:], chunks[1:])]
+            try:
+                outputs = engines[0].predict(chunks[0])
+            finally:  # no instance goes back to the pool while a thread still runs on it
+                wait(futures)
+            for future in futures:
+                outputs.extend(future.result())
+            return outputs
 
     @bentoml.api(batchable=True, max_batch_size=SETTINGS.max_batch_size, max_latency_ms=SETTINGS.max_latency_ms)
     def infer(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -152,6 +183,9 @@ class ModelWorker:
             "reaper_running": scaler.reaper_running,
             "reaper_runs": scaler.reaper_runs,
             "max_instances": scaler.max_instances,
+            "autoscale_max_instances": scaler.autoscale_max_instances,
+            "scale_up_utilization": scaler.scale_up_utilization,
+            "scale_down_idle_seconds": scaler.scale_down_idle_seconds,
             "started_at": scaler.started_at,
             "process": {"pid": os.getpid(), "rss_mb": process_memory_mb(), "threads": SETTINGS.worker_threads},
         }

@@ -46,14 +46,28 @@ class Settings(BaseSettings):
     idle_ttl_seconds: float = Field(900.0, description="Unload a model idle this long (scale to zero); 0 keeps models loaded")
     autoscaler_interval_seconds: float = Field(10.0, description="How often the idle reaper looks for idle models")
     max_instances: int = Field(4, description="Upper bound for /autoscaler/scale target_instances per model")
+    autoscale_max_instances: int = Field(
+        0, ge=0, description="Instances a model's pool grows to by itself under load (0: one per CPU core, "
+        "at most max_instances; 1: never grows). Extra instances go after scale_down_idle_seconds idle"
+    )
+    scale_up_utilization: float = Field(
+        0.75, gt=0, le=1, description="A pool whose instances were busy this share of the last second adds an instance"
+    )
+    scale_down_idle_seconds: float = Field(60.0, gt=0, description="An instance the load added is dropped after this long idle")
     preload_models: str = Field("", description="Comma-separated models to load at start ('all' for every one); others load on first request")
     worker_threads: int = Field(4, description="Concurrent calls the model worker runs (instances of different models work in parallel)")
     instance_threads: int = Field(
         1, description="torch intra-op threads in the model worker unless KILN_TORCH_THREADS is set: one per instance "
         "(scale instances for parallelism); 2-thread OpenMP forward passes stall badly when cores are shared"
     )
+    min_split_items: int = Field(4, ge=1, description="A batch is split over idle instances in chunks of at least this many items")
     coalesce_in_flight: int = Field(
-        8, description="With batching on: concurrent gateway->worker calls per model; requests arriving meanwhile share the next call (0: one call per request)"
+        1, ge=0, description="With batching on: concurrent gateway->worker calls per model; requests arriving meanwhile "
+        "share the next call, which the worker splits over the model's instances (0: one call per request)"
+    )
+    request_tracing: bool = Field(
+        False, description="OpenTelemetry spans for every HTTP request (BentoML tracing: set an exporter and sample_rate in "
+        "BENTOML_CONFIG). Off, no span is created: about a fifth of the gateway's per-request CPU"
     )
     stats_window_seconds: float = Field(300.0, description="Sliding window for /stats and /autoscaler/metrics")
     log_level: str = Field("INFO", description="Level of the JSON log files in KILN_HOME/logs")

@@ -60,6 +60,11 @@ async def stats(gateway: GatewayDep) -> dict:
         "idle_ttl_seconds": worker["idle_ttl_seconds"],
         "scale_to_zero": worker["idle_ttl_seconds"] > 0,
         "max_instances": worker["max_instances"],
+        "load_scaling": {  # pools grow while busy and shrink when the load goes
+            "max_instances": worker["autoscale_max_instances"],
+            "scale_up_at_utilization": worker["scale_up_utilization"],
+            "scale_down_after_idle_seconds": worker["scale_down_idle_seconds"],
+        },
         "totals": totals(worker["models"]),
         "models": models,
         "timestamp": now(),
@@ -98,6 +103,8 @@ async def metrics(gateway: GatewayDep, window_seconds: float = Query(60.0, gt=0,
     for name, snap in worker["models"].items():
         models[name] = {
             "instances": snap.get("instances", 0),
+            "scale_ups": snap.get("scale_ups", 0),
+            "scale_downs": snap.get("scale_downs", 0),
             "queue_depth": snap.get("queue_depth", 0),
             "max_queue_depth": snap.get("max_queue_depth", 0),
             "loads": snap.get("loads", 0),

@@ -11,7 +11,8 @@ if TYPE_CHECKING:
     from bentos.gateway import Gateway
 
 
-def current_gateway() -> Any:
+async def current_gateway() -> Any:
+    # async: a plain ``def`` dependency costs a thread-pool round trip on every request
     return bentoml.get_current_service()
 
 

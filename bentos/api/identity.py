@@ -11,11 +11,11 @@ from kiln.access.models import User
 from kiln.access.service import AccessControl, Principal
 
 
-def access_control(request: Request) -> AccessControl:
+async def access_control(request: Request) -> AccessControl:
     return request.app.state.access
 
 
-def current_principal(request: Request) -> Principal:
+async def current_principal(request: Request) -> Principal:
     principal = getattr(request.state, "principal", None)
     if principal is None:
         raise Unauthorized("Authentication required: send Authorization: Bearer <token or API key>, X-API-Key, or Basic")
@@ -26,7 +26,7 @@ AccessDep = Annotated[AccessControl, Depends(access_control)]
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
-def current_user(principal: PrincipalDep, access: AccessDep) -> User:
+def current_user(principal: PrincipalDep, access: AccessDep) -> User:  # sync: a database read, run in a thread
     if principal.user_id is None:
         raise Forbidden("This route needs a user account: log in (JWT or Basic) or use a key a user generated")
     return access.get_user(principal.user_id)

@@ -2,16 +2,17 @@
 
 An ``InstancePool`` holds the loaded instances (engines) of one model. Callers lease an instance for
 one forward pass; when every instance is busy they queue, highest priority first. A pool loads its
-first instance on the first lease (lazy), loads more on demand up to its target, and drops instances
-idle for longer than the TTL (scale to zero), to be reloaded on the next lease.
+first instance on the first lease (lazy) and loads more up to its target. Under load it grows by
+itself: when its instances were busy for at least ``grow_at_utilization`` of the last second, it adds
+one (loaded in the background, up to ``auto_max``); instances beyond the manual floor that sit idle
+are dropped again (``shrink_idle``), and all are dropped after the idle TTL (scale to zero).
 
-The ``Autoscaler`` keeps one pool per servable model and runs the idle reaper in a thread.
-Both are plain thread-safe classes: the model worker uses them, and unit tests drive them directly.
+A plain thread-safe class: the model worker uses it through ``kiln.serving.autoscaler``, and unit
+tests drive it directly.
 """
 
 from __future__ import annotations
 
-import gc
 import heapq
 import itertools
 import threading
@@ -21,7 +22,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from kiln.catalog import UnknownModel
 from kiln.errors import BadRequest, KilnError, Timeout
 from kiln.serving.stats import LatencyWindow
 
@@ -50,6 +50,7 @@ class Instance:
     load_seconds: float
     last_used: float  # pool clock
     busy: bool = False
+    busy_since: float = 0.0  # pool clock
     requests: int = 0
     retire: bool = False  # drop on release (scale-down or re-optimization while busy)
 
@@ -68,6 +69,10 @@ class InstancePool:
         self.max_instances = max_instances
         self.clock = clock
         self.target = 1  # instances wanted while the model is in use
+        self.floor = 1  # set by scale(): growing and shrinking under load stay at or above it
+        self.auto_max = 1  # instances the pool may grow to by itself under load (1: it never grows)
+        self.grow_at_utilization = 0.75  # share of the last second the instances were busy
+        self.can_grow: Callable[[], bool] = lambda: True  # e.g. "there is memory for one more"
         self.instances: list[Instance] = []
         self.loading = 0
         self.post_load: Callable[[Any], Any] | None = None  # e.g. an optimization, re-applied on reload
@@ -84,6 +89,10 @@ class InstancePool:
         self.load_seconds: list[float] = []
         self.last_error: str | None = None
         self.max_queue_depth = 0
+        self.scale_ups = 0
+        self.scale_downs = 0
+        self.busy_seconds = 0.0  # summed over instances
+        self._utilization_mark = (clock(), 0.0)  # (when, busy_seconds then)
         self.hits = 0  # leases that found the model loaded
         self.misses = 0  # leases that had to load it first (cold start)
         self.last_used_at: float | None = None  # wall clock
@@ -95,14 +104,28 @@ class InstancePool:
     def lease(self, priority: int = 0, timeout: float | None = None, items: int = 1) -> Iterator[Any]:
         """Yield a loaded engine for exclusive use (one forward pass over ``items`` inputs); loads one
         first if the pool is empty."""
-        instance = self._acquire(priority, timeout)
+        with self.lease_many(1, priority, timeout, items) as engines:
+            yield engines[0]
+
+    @contextmanager
+    def lease_many(self, limit: int, priority: int = 0, timeout: float | None = None, items: int = 1) -> Iterator[list[Any]]:
+        """Yield one or more engines (at most ``limit``) to split a batch over: the first is waited for
+        like ``lease``; the others are instances idle right now, so a large batch uses every free
+        instance and never waits for a second one. Counts as one request of ``items`` inputs."""
+        instances = [self._acquire(priority, timeout)]
+        with self._cond:
+            while len(instances) < limit and not self._waiters and (extra := self._idle()) is not None:
+                extra.busy, extra.busy_since = True, self.clock()
+                self.hits += 1
+                instances.append(extra)
         started = time.perf_counter()
         ok = False
         try:
-            yield instance.engine
+            yield [instance.engine for instance in instances]
             ok = True
         finally:
-            self._release(instance, time.perf_counter() - started, ok, items)
+            self.latency.record(time.perf_counter() - started, ok=ok, items=items)
+            self._release(instances)
 
     def _acquire(self, priority: int, timeout: float | None) -> Instance:
         deadline = None if timeout is None else self.clock() + timeout
@@ -117,7 +140,7 @@ class InstancePool:
                         idle = self._idle()
                         if idle is not None:
                             heapq.heappop(self._waiters)
-                            idle.busy = True
+                            idle.busy, idle.busy_since = True, self.clock()
                             if cold:
                                 self.misses += 1
                             else:
@@ -146,15 +169,17 @@ class InstancePool:
         idle = [i for i in self.instances if not i.busy and not i.retire]
         return max(idle, key=lambda i: i.last_used) if idle else None
 
-    def _release(self, instance: Instance, seconds: float, ok: bool, items: int = 1) -> None:
-        self.latency.record(seconds, ok=ok, items=items)
+    def _release(self, instances: list[Instance]) -> None:
         with self._cond:
-            instance.busy = False
-            instance.requests += 1
-            instance.last_used = self.clock()
+            for instance in instances:
+                instance.busy = False
+                instance.requests += 1
+                instance.last_used = self.clock()
+                self.busy_seconds += instance.last_used - instance.busy_since
+                if instance.retire or len(self.instances) > self.target:
+                    self._remove(instance)
             self.last_used_at = time.time()
-            if instance.retire or len(self.instances) > self.target:
-                self._remove(instance)
+            self._grow_if_busy()
             self._cond.notify_all()
 
     # --- loading and unloading ---
@@ -165,20 +190,21 @@ class InstancePool:
         self._cond.release()
         started = time.perf_counter()
         try:
-            engine = self.loader()
-            if self.post_load is not None:
-                engine = self.post_load(engine)
+            engine = self._new_engine()
         except BaseException as exc:
             self._cond.acquire()
-            self.loading -= 1
-            self.load_failures += 1
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            self._cond.notify_all()
+            self._load_failed(exc)
             if isinstance(exc, Exception):
                 raise ModelLoadFailed(self.name, exc) from exc
             raise
-        seconds = time.perf_counter() - started
         self._cond.acquire()
+        return self._loaded(engine, time.perf_counter() - started)
+
+    def _new_engine(self) -> Any:
+        engine = self.loader()
+        return engine if self.post_load is None else self.post_load(engine)
+
+    def _loaded(self, engine: Any, seconds: float) -> Instance:
         self.loading -= 1
         instance = Instance(next(self._ids), engine, time.time(), seconds, self.clock())
         self.instances.append(instance)
@@ -188,6 +214,64 @@ class InstancePool:
         self.last_error = None
         self._cond.notify_all()
         return instance
+
+    def _load_failed(self, exc: BaseException) -> None:
+        self.loading -= 1
+        self.load_failures += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        self._cond.notify_all()
+
+    # --- growing and shrinking with the load ---
+
+    def _may_grow(self) -> bool:
+        return bool(self.instances) and not self.loading and self.target < min(self.auto_max, self.max_instances)
+
+    def _grow_if_busy(self) -> None:
+        """Once a second: add an instance if the ones there were busy most of that second. Lock held."""
+        now = self.clock()
+        since, busy_then = self._utilization_mark
+        if now - since < 1.0:
+            return
+        self._utilization_mark = (now, self.busy_seconds)
+        utilization = (self.busy_seconds - busy_then) / ((now - since) * max(1, len(self.instances)))
+        if utilization >= self.grow_at_utilization and self._may_grow() and self.can_grow():
+            self._grow()
+
+    def _grow(self) -> None:
+        """Add one instance, loaded in a background thread while the others keep serving. Lock held."""
+        self.target += 1
+        self.scale_ups += 1
+        self.loading += 1
+
+        def load() -> None:
+            started = time.perf_counter()
+            try:
+                engine = self._new_engine()
+            except Exception as exc:  # the pool keeps serving with the instances it has
+                with self._cond:
+                    self.target -= 1
+                    self._load_failed(exc)
+                return
+            with self._cond:
+                self._loaded(engine, time.perf_counter() - started)
+
+        threading.Thread(target=load, name=f"kiln-grow-{self.name}", daemon=True).start()
+
+    def shrink_idle(self, idle_seconds: float) -> int:
+        """Drop instances above the floor that have been idle ``idle_seconds``: what load added goes
+        when the load does. Returns how many were dropped."""
+        now = self.clock()
+        dropped = 0
+        with self._cond:
+            for instance in sorted(self.instances, key=lambda i: i.last_used):
+                if len(self.instances) <= self.floor or self.target <= self.floor:
+                    break
+                if not instance.busy and now - instance.last_used >= idle_seconds:
+                    self._remove(instance)
+                    self.target -= 1
+                    dropped += 1
+            self.scale_downs += dropped
+        return dropped
 
     def _remove(self, instance: Instance) -> None:
         self.instances.remove(instance)
@@ -207,7 +291,7 @@ class InstancePool:
             return {"loaded": 0, **self.unload()}
         with self._cond:
             before = len(self.instances)
-            self.target = target
+            self.target = self.floor = target
             loaded = 0
             while len(self.instances) + self.loading < target:
                 self._load_locked()
@@ -237,7 +321,7 @@ class InstancePool:
                 else:
                     self._remove(instance)
                     removed += 1
-            self.target = 1
+            self.target = self.floor = 1
             self._cond.notify_all()
         return {"before": before, "unloaded": removed, "retiring": retiring, "instances": before - removed}
 
@@ -251,6 +335,8 @@ class InstancePool:
             for instance in stale:
                 self._remove(instance)
             self.idle_unloads += len(stale)
+            if not self.instances:  # scaled to zero: the next lease starts again from the floor
+                self.target = self.floor
             return len(stale)
 
     def transform(self, change: Callable[[Any], Any], description: dict[str, Any]) -> int:
@@ -316,7 +402,11 @@ class InstancePool:
                 "busy_instances": sum(i.busy for i in self.instances),
                 "loading_instances": self.loading,
                 "target_instances": self.target,
+                "min_instances": self.floor,
                 "max_instances": self.max_instances,
+                "autoscale_max_instances": min(self.auto_max, self.max_instances),
+                "scale_ups": self.scale_ups,
+                "scale_downs": self.scale_downs,
                 "queue_depth": len(self._waiters),
                 "max_queue_depth": self.max_queue_depth,
                 "loads": self.loads,
@@ -334,106 +424,3 @@ class InstancePool:
                 "instance_details": instances,
             }
         return {**state, **self.latency.totals(), "window": self.latency.summary(window_seconds)}
-
-
-class Autoscaler:
-    """One ``InstancePool`` per servable model, plus the idle reaper.
-
-    ``discover()`` returns the servable models as {name: spec}; ``loader(spec)`` loads one instance.
-    Models found after start-up (a new pipeline run) are picked up by re-discovering on a miss.
-    """
-
-    def __init__(
-        self,
-        discover: Callable[[], dict[str, Any]],
-        loader: Callable[[Any], Any],
-        idle_ttl_seconds: float = 900.0,
-        max_instances: int = 4,
-        window_seconds: float = 300.0,
-        clock: Callable[[], float] = time.monotonic,
-    ):
-        self.discover = discover
-        self.loader = loader
-        self.idle_ttl_seconds = idle_ttl_seconds
-        self.max_instances = max_instances
-        self.window_seconds = window_seconds
-        self.clock = clock
-        self.specs: dict[str, Any] = dict(discover())
-        self.pools: dict[str, InstancePool] = {}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.reaper_runs = 0
-        self.started_at = time.time()
-
-    def refresh(self) -> None:
-        specs = dict(self.discover())
-        with self._lock:
-            self.specs = specs
-
-    def pool(self, name: str) -> InstancePool:
-        with self._lock:
-            pool = self.pools.get(name)
-            if pool is not None and name in self.specs:
-                return pool
-        if name not in self.specs:
-            self.refresh()
-        with self._lock:
-            if name not in self.specs:
-                raise UnknownModel(name, sorted(self.specs))
-            spec = self.specs[name]
-            pool = self.pools.get(name)
-            if pool is None:
-                pool = InstancePool(
-                    name, lambda: self.loader(spec), self.max_instances, self.window_seconds, self.clock
-                )
-                self.pools[name] = pool
-            return pool
-
-    def lease(self, name: str, priority: int = 0, timeout: float | None = None, items: int = 1):
-        return self.pool(name).lease(priority, timeout, items)
-
-    def reap(self) -> dict[str, int]:
-        with self._lock:
-            pools = list(self.pools.values())
-        unloaded = {pool.name: n for pool in pools if (n := pool.reap_idle(self.idle_ttl_seconds))}
-        self.reaper_runs += 1
-        if unloaded:
-            gc.collect()
-        return unloaded
-
-    def start(self, interval_seconds: float) -> None:
-        """Run ``reap()`` every ``interval_seconds`` in a daemon thread."""
-        if self._thread is not None or self.idle_ttl_seconds <= 0:
-            return
-
-        def loop() -> None:
-            while not self._stop.wait(interval_seconds):
-                try:
-                    self.reap()
-                except Exception:  # a failed sweep must not kill the reaper
-                    import logging
-
-                    logging.getLogger("kiln.autoscaler").exception("idle reaper failed")
-
-        self._thread = threading.Thread(target=loop, name="kiln-idle-reaper", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    @property
-    def reaper_running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def snapshots(self, window_seconds: float | None = None) -> dict[str, dict[str, Any]]:
-        with self._lock:
-            names = sorted(self.specs)
-            pools = dict(self.pools)
-        out = {}
-        for name in names:
-            if name in pools:
-                out[name] = pools[name].snapshot(window_seconds)
-            else:
-                out[name] = {"model_name": name, "loaded": False, "instances": 0, "queue_depth": 0, "loads": 0, "requests": 0}
-        return out

@@ -70,7 +70,7 @@ def test_timeout_is_504_when_the_instance_stays_busy(client, gateway):
     try:
         response = client.post("/predict", json={"model_name": "example", "inputs": DIGIT, "timeout": 0.3, "enable_batching": False})
     finally:
-        pool._release(holder, 0.0, True)
+        pool._release([holder])
     assert response.status_code == 504 and "0.3 s" in response.json()["error"]
     assert client.post("/predict", json={"model_name": "example", "inputs": DIGIT}).status_code == 200
 
@@ -239,6 +239,22 @@ def test_scale_load_unload(client):
     assert pool_state(client, "example")["instances"] == 1
 
 
+def test_a_batch_is_split_over_idle_instances_in_order(client, gateway):
+    sentences = [f"sentence number {i} about {topic}" for i, topic in enumerate(["cats", "trains", "rain", "tea"] * 3)]
+    alone = client.post("/predict/batch", json={"model_name": "minilm", "inputs": sentences}).json()["result"]
+    client.post("/autoscaler/scale", params={"model_name": "minilm", "target_instances": 2})
+    try:
+        pool = gateway.worker.autoscaler.pool("minilm")
+        before = {i["id"]: i["requests"] for i in pool.snapshot()["instance_details"]}
+        split = client.post("/predict/batch", json={"model_name": "minilm", "inputs": sentences}).json()["result"]
+        after = {i["id"]: i["requests"] for i in pool.snapshot()["instance_details"]}
+    finally:
+        client.post("/autoscaler/scale", params={"model_name": "minilm", "target_instances": 1})
+    assert len(after) == 2 and all(after[i] == before.get(i, 0) + 1 for i in after)  # both instances ran a share
+    for one, other in zip(alone, split, strict=True):  # same order, same vectors (padding differs, so ~)
+        assert np.allclose(one["embedding"], other["embedding"], atol=1e-4)
+
+
 @pytest.mark.parametrize(
     "method, path, params, status",
     [
@@ -263,6 +279,7 @@ def test_autoscaler_stats_health_metrics(client):
         client.post("/predict", json={"model_name": "example", "inputs": DIGIT})
     stats = client.get("/autoscaler/stats").json()
     assert stats["totals"]["requests"] >= 3 and stats["models"]["example"]["loads"] >= 1
+    assert stats["load_scaling"]["max_instances"] == (os.cpu_count() or 1) and stats["models"]["example"]["scale_ups"] >= 0
     health = client.get("/autoscaler/health").json()
     assert health["healthy"] and health["reaper_running"]
     metrics = client.get("/autoscaler/metrics", params={"window_seconds": 30}).json()

@@ -7,7 +7,8 @@ import pytest
 
 from kiln.catalog import UnknownModel
 from kiln.errors import BadRequest
-from kiln.serving.pool import Autoscaler, InstancePool, ModelLoadFailed, PoolTimeout
+from kiln.serving.autoscaler import Autoscaler
+from kiln.serving.pool import InstancePool, ModelLoadFailed, PoolTimeout
 
 
 class Clock:
@@ -136,7 +137,7 @@ def test_waiters_are_served_by_priority():
         threads.append(t)
         while pool.queue_depth < len(threads):
             time.sleep(0.005)
-    pool._release(holder, 0.0, True)
+    pool._release([holder])
     for t in threads:
         t.join()
     assert order == [5, 3, 1]
@@ -148,7 +149,7 @@ def test_lease_times_out_when_every_instance_stays_busy():
     with pytest.raises(PoolTimeout):
         with pool.lease(timeout=0.05):
             pass
-    pool._release(holder, 0.0, True)
+    pool._release([holder])
     assert pool.queue_depth == 0
 
 
@@ -228,3 +229,102 @@ def test_reaper_thread_unloads_idle_models():
         assert scaler.snapshots()["a"]["instances"] == 0 and scaler.reaper_running
     finally:
         scaler.stop()
+
+
+def busy_for(pool, clock, seconds, instances=1):
+    """Hold ``instances`` instances for ``seconds`` of the pool's clock."""
+    with pool.lease_many(instances, items=instances):
+        clock.now += seconds
+
+
+def wait_for_instances(pool, count, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while pool.snapshot()["instances"] != count and time.monotonic() < deadline:
+        time.sleep(0.005)
+    return pool.snapshot()["instances"]
+
+
+def test_a_busy_pool_grows_one_instance_at_a_time_up_to_its_autoscale_limit():
+    clock, loader = Clock(), Loader()
+    pool = InstancePool("m", loader, clock=clock)
+    pool.auto_max = 2
+    busy_for(pool, clock, 1.0)  # busy the whole second: grow
+    assert wait_for_instances(pool, 2) == 2 and loader.calls == 2
+    busy_for(pool, clock, 1.0, instances=2)  # at the limit: no third instance
+    time.sleep(0.05)
+    snap = pool.snapshot()
+    assert snap["instances"] == 2 and snap["scale_ups"] == 1 and snap["autoscale_max_instances"] == 2
+
+
+def test_a_lightly_used_pool_does_not_grow():
+    clock, loader = Clock(), Loader()
+    pool = InstancePool("m", loader, clock=clock)
+    pool.auto_max = 4
+    for _ in range(5):
+        busy_for(pool, clock, 0.1)
+        clock.now += 0.5  # busy 1/6 of the time
+    time.sleep(0.05)
+    assert pool.snapshot()["instances"] == 1 and pool.snapshot()["scale_ups"] == 0
+
+
+def test_growth_is_refused_without_memory_and_survives_a_failed_load():
+    clock = Clock()
+    pool = InstancePool("m", Loader(), clock=clock)
+    pool.auto_max = 3
+    pool.can_grow = lambda: False
+    busy_for(pool, clock, 1.0)
+    time.sleep(0.05)
+    assert pool.snapshot()["instances"] == 1
+    pool.can_grow = lambda: True
+    pool.loader = Loader(fail=True)  # the extra instance fails to load: the pool keeps serving
+    busy_for(pool, clock, 1.0)
+    deadline = time.monotonic() + 5
+    while pool.snapshot()["load_failures"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    snap = pool.snapshot()
+    assert snap["load_failures"] == 1 and snap["instances"] == 1 and snap["target_instances"] == 1
+    with pool.lease() as engine:
+        assert engine == {"engine": 1}
+
+
+def test_instances_added_by_load_go_when_idle_but_not_below_the_manual_floor():
+    clock = Clock()
+    pool = InstancePool("m", Loader(), max_instances=4, clock=clock)
+    pool.auto_max = 4
+    pool.scale(2)  # the floor
+    busy_for(pool, clock, 1.0, instances=2)
+    assert wait_for_instances(pool, 3) == 3
+    clock.now += 30
+    assert pool.shrink_idle(60) == 0
+    clock.now += 31
+    assert pool.shrink_idle(60) == 1
+    snap = pool.snapshot()
+    assert snap["instances"] == 2 and snap["min_instances"] == 2 and snap["scale_downs"] == 1
+    clock.now += 1000
+    assert pool.shrink_idle(60) == 0  # the floor stays until the idle TTL unloads the model
+    assert pool.reap_idle(900) == 2 and pool.snapshot()["target_instances"] == 2
+
+
+def test_lease_many_takes_only_idle_instances_and_counts_one_request():
+    pool = InstancePool("m", Loader(), max_instances=3)
+    pool.scale(3)
+    holder = pool._acquire(0, None)
+    with pool.lease_many(3, items=8) as engines:
+        assert len(engines) == 2 and holder.engine not in engines  # never waits for the busy one
+        assert pool.snapshot()["busy_instances"] == 3
+    pool._release([holder])
+    with pool.lease_many(2, items=4) as engines:
+        assert len(engines) == 2
+    snap = pool.snapshot()
+    assert snap["busy_instances"] == 0 and snap["requests"] == 2 and snap["items"] == 12
+
+
+def test_autoscaler_shrinks_grown_pools_in_its_sweep():
+    clock = Clock()
+    scaler = Autoscaler(lambda: {"a": 1}, lambda spec: object(), idle_ttl_seconds=900, clock=clock,
+                        autoscale_max_instances=2, scale_down_idle_seconds=60)
+    pool = scaler.pool("a")
+    busy_for(pool, clock, 1.0)
+    assert wait_for_instances(pool, 2) == 2
+    clock.now += 61
+    assert scaler.reap() == {} and pool.snapshot()["instances"] == 1  # shrunk, not unloaded
