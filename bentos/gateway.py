@@ -18,6 +18,7 @@ from bentos.worker import ModelWorker
 from kiln.catalog import UnknownModel, load_catalog
 from kiln.errors import KilnError, ModelNotAvailable, Timeout
 from kiln.logs import LogDirectory, setup_logging
+from kiln.serving.download_records import DownloadRecords
 from kiln.serving.downloads import DagsterGraphQL, DownloadManager
 from kiln.serving.stats import LatencyWindow
 from kiln.settings import get_settings
@@ -64,6 +65,7 @@ class Gateway:
         self.downloads = DownloadManager(
             ModelStore(self.settings.model_store_dir),
             DagsterGraphQL(f"http://{self.settings.host}:{self.settings.dagster_port}"),
+            records=DownloadRecords(app.state.access.database),  # migrated by the app's start-up
         )
         self.logs = LogDirectory(self.settings.logs_dir)
         self.coalescers: dict[str, Coalescer] = {}

@@ -3,6 +3,7 @@ it with killpg also stops the workers it forked."""
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,6 +14,13 @@ from pathlib import Path
 import httpx
 
 BIN = Path(sys.executable).parent
+
+
+def reachable(port: int, host: str = "127.0.0.1") -> bool:
+    """Something listens on ``host:port`` (the loopback PostgreSQL, Redis, RabbitMQ of these machines)."""
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex((host, port)) == 0
 KILN = BIN / "kiln"
 
 

@@ -1,5 +1,6 @@
 """Model downloads started from the API: through Dagster (GraphQL) when its webserver is up, otherwise
-with the same kiln fetch code in a background thread. Each download has an id, a state and progress.
+with the same kiln fetch code in a background thread. Each download has an id, a state and progress,
+kept in Kiln's records database when one is given (``DownloadRecords``), so ids outlive the process.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from kiln.catalog import CatalogEntry
 from kiln.errors import KilnError, NotFound
 from kiln.files import directory_size
+from kiln.serving.download_records import DownloadRecords
 from kiln.store import ModelStore
 
 log = logging.getLogger("kiln.downloads")
@@ -178,17 +180,32 @@ class DagsterGraphQL:
 
 
 class DownloadManager:
-    def __init__(self, store: ModelStore, dagster: DagsterGraphQL | None = None, asset: str = "raw_model"):
+    def __init__(
+        self, store: ModelStore, dagster: DagsterGraphQL | None = None, asset: str = "raw_model",
+        records: DownloadRecords | None = None,
+    ):
         self.store = store
         self.dagster = dagster
         self.asset = asset
-        self.downloads: dict[str, Download] = {}
+        self.records = records
+        self.downloads: dict[str, Download] = {}  # the ones this process started or polled
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kiln-download")
 
+    def _save(self, download: Download) -> None:
+        if self.records is None:
+            return
+        try:
+            self.records.save(download)
+        except Exception:  # the download itself goes on; its record is only as fresh as the last save
+            log.exception("could not store the download record", extra={"download_id": download.id})
+
     def active(self, name: str) -> Download | None:
         with self._lock:
-            return next((d for d in self.downloads.values() if d.model_name == name and d.state not in DONE), None)
+            mine = next((d for d in self.downloads.values() if d.model_name == name and d.state not in DONE), None)
+        if mine is None and self.records is not None:
+            return self.records.unfinished(name)
+        return mine
 
     def start(self, entry: CatalogEntry, in_catalog: bool, options: dict[str, Any] | None = None) -> tuple[Download, bool]:
         """Start fetching ``entry``; returns (download, started). An active download of it is returned as is."""
@@ -207,6 +224,7 @@ class DownloadManager:
             download.message = f"Dagster run {download.dagster_run_id} launched for {self.asset}[{entry.name}]"
         with self._lock:
             self.downloads[download.id] = download
+        self._save(download)
         if download.via == "background":
             self._executor.submit(self._fetch, download, entry)
         log.info("download started", extra={"download_id": download.id, "model_name": entry.name, "via": download.via})
@@ -216,6 +234,7 @@ class DownloadManager:
         from kiln.sources import fetch
 
         download.state, download.started, download.message = "running", time.time(), f"Fetching {entry.source}:{entry.id}"
+        self._save(download)
         try:
             model, reused = fetch(entry, self.store)
         except Exception as exc:
@@ -233,6 +252,7 @@ class DownloadManager:
             )
         finally:
             download.finished = time.time()
+            self._save(download)
 
     def _staging_bytes(self, name: str) -> int:
         staging = self.store.root / ".staging"
@@ -240,11 +260,18 @@ class DownloadManager:
             return 0
         return sum(directory_size(folder) for folder in staging.glob(f"{name}-*") if folder.is_dir())
 
-    def status(self, download_id: str) -> dict[str, Any]:
+    def get(self, download_id: str) -> Download:
         with self._lock:
             download = self.downloads.get(download_id)
+        if download is None and self.records is not None:
+            download = self.records.load(download_id)  # started before a restart, or by another gateway worker
         if download is None:
             raise NotFound(f"No download with id '{download_id}'", {"download_id": download_id})
+        return download
+
+    def status(self, download_id: str) -> dict[str, Any]:
+        download = self.get(download_id)
+        before = (download.state, download.message)
         if download.via == "dagster" and download.state not in DONE and self.dagster is not None:
             try:
                 status = self.dagster.run_status(download.dagster_run_id or "")
@@ -260,9 +287,13 @@ class DownloadManager:
                     download.downloaded_bytes = latest.size_bytes
         elif download.state == "running":
             download.downloaded_bytes = self._staging_bytes(download.model_name)
+        if download.via == "dagster" and (download.state, download.message) != before:
+            self._save(download)
         return download.to_dict()
 
     def list(self) -> list[dict[str, Any]]:
         with self._lock:
             ids = list(self.downloads)
+        if self.records is not None:
+            ids += [d.id for d in self.records.recent() if d.id not in ids]
         return [self.status(i) for i in ids]

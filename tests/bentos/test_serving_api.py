@@ -120,6 +120,13 @@ def test_download_of_a_catalog_model_runs_kiln_fetch_in_the_background(client, g
     assert status["status"] == "completed", status
     assert status["progress"] == 1.0 and status["eta_seconds"] == 0.0 and status["reused"] is True
     assert "kiln pipeline --model minilm" in status["message"] and status["via"] == "background"
+    # The record is in Kiln's database: a restarted server (a new manager) still answers for the id.
+    from kiln.serving.downloads import DownloadManager
+
+    restarted = DownloadManager(gateway.downloads.store, None, records=gateway.downloads.records)
+    again = restarted.status(download_id)
+    assert again["status"] == "completed" and again["version"] == status["version"] and again["reused"] is True
+    assert download_id in {d["download_id"] for d in restarted.list()}
 
 
 def test_download_from_the_hub_fails_with_a_clear_message_offline(client, gateway):

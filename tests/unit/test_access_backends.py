@@ -1,40 +1,17 @@
 """The 'way out' backends for real: Kiln's records on PostgreSQL, rate limits in Redis (loopback servers)."""
 
 import asyncio
-import socket
 import uuid
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from kiln.access.ratelimit import RateLimiter
 from kiln.access.service import AccessControl
 from kiln.settings import Settings
+from tests.servers import reachable
 
-POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REDIS = "redis://127.0.0.1:6379/0"
-
-
-def reachable(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(1)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
-@pytest.fixture
-def postgres_schema():
-    if not reachable(5432):
-        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
-    schema = f"kiln_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{POSTGRES}?options=-csearch_path%3D{schema}", schema
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def test_records_on_postgres_survive_a_restart(postgres_schema, tmp_path):
@@ -59,8 +36,8 @@ def test_records_on_postgres_survive_a_restart(postgres_schema, tmp_path):
         tables = set(connection.execute(text(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = :s"), {"s": schema}).scalars())
         version = connection.execute(text("SELECT version_num FROM kiln_alembic_version")).scalar()
-    assert {"users", "api_keys", "revoked_tokens", "audit_events", "kiln_alembic_version"} <= tables
-    assert version == "0001_access_control"
+    assert {"users", "api_keys", "revoked_tokens", "audit_events", "downloads", "kiln_alembic_version"} <= tables
+    assert version == "0002_downloads"
     second.database.dispose()
 
 
