@@ -5,6 +5,7 @@
 - seed 002 (auth, users, tasks, files, system/task metrics, ml): {"error": {code, message, details, timestamp, request_id}}
 - seed 003 (``/api/v1/...``):       {"detail": msg, "error_type": type, "request_id": id}
 - seed 004 (``/api/device`` ...):   {"success": false, "error": {code, message, details}}
+- OpenAI-compatible (``/v1/...``):  {"error": {message, type, param, code}}, what OpenAI's clients parse
 
 Every body also carries the request id (seed 003's rule, applied everywhere).
 """
@@ -76,7 +77,19 @@ def seed004(status: int, message: str, code: str, details: Any, rid: str) -> dic
     return {"success": False, "error": {"code": code, "message": message, "details": details}, "request_id": rid}
 
 
+OPENAI_TYPES = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
+
+
+def openai(status: int, message: str, code: str, details: Any, rid: str) -> dict:
+    kind = OPENAI_TYPES.get(status) or ("server_error" if status >= 500 else "invalid_request_error")
+    fields = [d["field"] for d in details if isinstance(d, dict) and "field" in d] if isinstance(details, list) else []
+    param = (details.get("field") if isinstance(details, dict) else None) or (fields[0] if fields else None)
+    return {"error": {"message": message, "type": kind, "param": param, "code": code.lower()}, "request_id": rid}
+
+
 def formatter_for(path: str) -> Formatter:
+    if path.startswith("/v1/"):
+        return openai
     if path.startswith("/api/v1/") or path == "/api/v1":
         return seed003
     if path.startswith(SEED_004_PREFIXES):

@@ -199,7 +199,10 @@ def test_openai_speech_and_transcriptions(client, wav):
     assert speech.status_code == 200 and speech.headers["content-type"] == "audio/wav" and duration_of(speech.content) > 0.3
     pcm = client.post("/v1/audio/speech", json={"input": "Hello there.", "response_format": "pcm"})
     assert pcm.headers["content-type"] == "audio/pcm" and len(pcm.content) % 2 == 0
-    assert client.post("/v1/audio/speech", json={"input": "x", "response_format": "aac"}).status_code == 422
+    bad_format = client.post("/v1/audio/speech", json={"input": "x", "response_format": "aac"})
+    assert bad_format.status_code == 422
+    error = bad_format.json()["error"]  # OpenAI's error shape, which its client libraries parse
+    assert error["type"] == "invalid_request_error" and error["param"] == "response_format" and "aac" in error["message"]
     assert client.post("/v1/audio/speech", json={"input": ""}).status_code == 422
     files = {"file": ("a.wav", wav)}
     assert "tomorrow" in client.post("/v1/audio/transcriptions", files=files, data={"model": "whisper-1"}).json()["text"].lower()
