@@ -21,7 +21,8 @@ DIGIT = [0.0] * 20 + [8.0] * 24 + [0.0] * 20
 @pytest.fixture(scope="module")
 def servers(built_workspace, kiln_home: Path):
     api_port, dagster_port = free_port(), free_port()
-    env = {**os.environ, "KILN_IDLE_TTL_SECONDS": "2", "KILN_AUTOSCALER_INTERVAL_SECONDS": "0.5", "KILN_DAGSTER_PORT": str(dagster_port)}
+    env = {**os.environ, "KILN_IDLE_TTL_SECONDS": "2", "KILN_AUTOSCALER_INTERVAL_SECONDS": "0.5", "KILN_DAGSTER_PORT": str(dagster_port),
+           "KILN_AUTOSCALE_MAX_INSTANCES": "2", "KILN_SCALE_DOWN_IDLE_SECONDS": "1"}
     workspace = Path(__file__).resolve().parents[2]
     dagster_log, api_log = kiln_home / f"dagster-{dagster_port}.log", kiln_home / f"serve-{api_port}.log"
     dagster = start([str(BIN / "dagster"), "dev", "-w", str(workspace / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(dagster_port)], dagster_log, env)
@@ -71,6 +72,41 @@ def test_scale_and_metrics_over_http(servers):
         stats = http.get("/stats").json()
         assert stats["requests"]["requests"] >= 5 and stats["requests"]["latency_ms"]["p99"] > 0
         assert http.get("/autoscaler/metrics", params={"window_seconds": 60}).json()["models"]["example"]["inference"]["requests"] >= 5
+
+
+def test_sustained_load_adds_an_instance_and_idleness_removes_it(servers):
+    import asyncio
+
+    async def load(seconds: float) -> int:
+        done = 0
+        stop_at = time.monotonic() + seconds
+
+        async def client(http: httpx.AsyncClient, index: int) -> None:
+            nonlocal done
+            while time.monotonic() < stop_at:
+                batch = [f"client {index} sends sentence {n} of request {done}" for n in range(32)]
+                response = await http.post("/predict/batch", json={"model_name": "minilm", "inputs": batch})
+                assert response.status_code == 200, response.text
+                done += 1
+
+        async with httpx.AsyncClient(base_url=servers["api"], timeout=60) as http:
+            await asyncio.gather(*(client(http, i) for i in range(4)))
+        return done
+
+    def minilm():
+        return httpx.get(servers["api"] + "/autoscaler/stats", timeout=30).json()["models"]["minilm"]
+
+    before = minilm()
+    deadline = time.monotonic() + 30
+    while minilm().get("scale_ups", 0) == before.get("scale_ups", 0):
+        assert time.monotonic() < deadline, f"4 clients sending 32-sentence batches for 30 s did not grow the pool: {minilm()}"
+        assert asyncio.run(load(2.0)) > 0
+    grown = minilm()
+    assert grown["instances"] == 2 or grown["loading_instances"] == 1
+    deadline = time.monotonic() + 15
+    while minilm().get("scale_downs", 0) == before.get("scale_downs", 0):  # 1 s idle drops the added instance
+        assert time.monotonic() < deadline, f"the added instance stayed after the load: {minilm()}"
+        time.sleep(0.2)
 
 
 def test_structured_logs_from_both_processes(servers):
