@@ -10,6 +10,7 @@ from typing import Any
 import bentoml
 
 from bentos.api import create_app
+from bentos.api.access import ServerRoutesGuard
 from bentos.audio import AudioService
 from bentos.coalesce import Coalescer
 from bentos.models import ServedModel, served_models
@@ -154,3 +155,6 @@ class Gateway:
 
     def endpoints(self) -> list[str]:
         return sorted(app.openapi()["paths"])
+
+
+Gateway.add_asgi_middleware(ServerRoutesGuard, api=app)  # BentoML's own routes: /metrics, /livez, ...

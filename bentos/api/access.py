@@ -14,7 +14,7 @@ from starlette.routing import Mount, compile_path, get_route_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bentos.api.errors import error_response
-from bentos.api.permissions import MISSING, Access, Rule, rule_for
+from bentos.api.permissions import MISSING, RULES, SERVER_RULES, Access, Rule, rule_for
 from kiln.access.errors import Unauthorized
 from kiln.access.ratelimit import Decision, RateLimiter
 from kiln.access.service import AccessControl, Principal
@@ -75,19 +75,33 @@ class AccessMiddleware:
         self.routes = RouteIndex()
         self._warned: set[str] = set()
 
+    rules = RULES
+
+    def api_state(self, scope: Scope) -> Any:
+        """Where ``access`` and ``limiter`` live: the API app's state."""
+        return scope["app"].state
+
+    def lookup(self, scope: Scope) -> tuple[str, Rule] | None:
+        """(route template, rule) for the route that will serve ``scope``; None: not this table's."""
+        template = self.routes.template(scope)
+        if template is None:
+            return None
+        return template, rule_for(scope["method"], template, self.rules) or self._missing(scope["method"], template)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        template = self.routes.template(scope)
-        if template is None:
+        found = self.lookup(scope)
+        if found is None:
             await self.app(scope, receive, send)
             return
-        rule = rule_for(scope["method"], template) or self._missing(scope["method"], template)
+        template, rule = found
         request = Request(scope)
         state = scope.setdefault("state", {})
-        access: AccessControl = scope["app"].state.access
-        limiter: RateLimiter | None = scope["app"].state.limiter
+        api_state = self.api_state(scope)
+        access: AccessControl = api_state.access
+        limiter: RateLimiter | None = api_state.limiter
         if not access.ready:
             await run_in_threadpool(access.start)
 
@@ -185,6 +199,30 @@ class AccessMiddleware:
             access.audit, event, outcome, actor, target, client_ip(request.scope),
             getattr(request.state, "request_id", None), **details,
         )
+
+
+class ServerRoutesGuard(AccessMiddleware):
+    """The same checks for BentoML's own routes (``/metrics``, ``/livez``, ``/docs.json``, its Swagger
+    index...), which the BentoML app answers before the API app, and its AccessMiddleware, are reached.
+    Added to the gateway service with ``add_asgi_middleware``; requests for the API app pass through."""
+
+    rules = SERVER_RULES
+
+    def __init__(self, app: ASGIApp, api: Any):
+        super().__init__(app)
+        self.api = api
+
+    def api_state(self, scope: Scope) -> Any:
+        return self.api.state
+
+    def lookup(self, scope: Scope) -> tuple[str, Rule] | None:
+        # BentoML mounts the API app at "/" as a passive mount: any other route that matches wins,
+        # wherever it sits in the route list; what only the mount matches is the API app's to decide.
+        path = get_route_path(scope)
+        for pattern, methods, template in self.routes.entries(scope.get("app")):
+            if template != "/{path:path}" and pattern.match(path) and (methods is None or scope["method"] in methods):
+                return template, rule_for(scope["method"], template, self.rules) or self._missing(scope["method"], template)
+        return None
 
 
 SECURITY_SCHEMES = {

@@ -166,6 +166,20 @@ RULES: dict[str, Rule] = {
 }
 
 
-def rule_for(method: str, path: str) -> Rule | None:
+# BentoML's own routes: its app answers these before the API app is reached, so they have their own
+# table, enforced by ServerRoutesGuard (bentos/api/access.py) with the same checks.
+SERVER_RULES: dict[str, Rule] = {
+    "GET /": public(),  # BentoML's Swagger index for browsers; JSON clients get the API's root
+    "GET /docs.json": public(),
+    "GET /schema.json": public(),
+    "GET /static_content/{path:path}": public(),
+    "GET /livez": public(),
+    "GET /readyz": public(),
+    "GET /healthz": public(),
+    "GET /metrics": read(),  # Prometheus: request counts and latencies per route
+}
+
+
+def rule_for(method: str, path: str, rules: dict[str, Rule] = RULES) -> Rule | None:
     method = "GET" if method == "HEAD" else method
-    return RULES.get(f"{method} {path}")
+    return rules.get(f"{method} {path}")

@@ -125,3 +125,19 @@ def test_openapi_documents_the_permission_of_each_route(gateway):
     assert schema["paths"]["/predict"]["post"]["x-kiln-permission"] == "write"
     assert schema["paths"]["/api/v1/admin/api-keys"]["get"]["x-kiln-permission"] == "admin"
     assert "security" not in schema["paths"]["/health"]["get"]
+
+
+def test_bentoml_own_routes_have_entries_and_are_enforced(gateway):
+    from bentos.api.permissions import SERVER_RULES
+
+    client, _, keys = gateway
+    server_app = client.app
+    templates = set()
+    for _, methods, template in RouteIndex().entries(server_app):
+        if template != "/{path:path}":  # the mounted API app, covered above
+            templates |= {f"{m} {template}" for m in (methods or {"GET"}) if m != "HEAD"}
+    assert templates and templates <= set(SERVER_RULES), f"BentoML routes without an entry: {sorted(templates - set(SERVER_RULES))}"
+    metrics = client.get("/metrics")  # (granted, BentoML's /metrics never answers in-process: tested over HTTP)
+    assert metrics.status_code == 401 and metrics.json()["success"] is False
+    for public in ("/livez", "/readyz", "/docs.json"):
+        assert client.get(public).status_code == 200, public

@@ -54,6 +54,11 @@ def test_routes_follow_the_permission_table_over_http(secured_server):
     keys = httpx.get(f"{url}/api/v1/admin/api-keys", headers={"X-API-Key": ADMIN_KEY})
     assert keys.status_code == 200 and set(keys.json()) == {"admin"}
     assert ADMIN_KEY not in log_path.read_text() and "correct horse" not in log_path.read_text()
+    # BentoML's own routes, answered before the API app, follow their table too
+    assert httpx.get(f"{url}/metrics").status_code == 401
+    metrics = httpx.get(f"{url}/metrics", headers={"X-API-Key": ADMIN_KEY})
+    assert metrics.status_code == 200 and "# TYPE" in metrics.text
+    assert httpx.get(f"{url}/livez").status_code == 200 and httpx.get(f"{url}/docs.json").status_code == 200
 
 
 def test_production_refuses_to_start_without_a_secret(tmp_path):
