@@ -81,7 +81,7 @@ class ModelWorker:
             idle_ttl_seconds=SETTINGS.idle_ttl_seconds,
             max_instances=SETTINGS.max_instances,
             window_seconds=SETTINGS.stats_window_seconds,
-            autoscale_max_instances=SETTINGS.autoscale_max_instances or (os.cpu_count() or 1),
+            autoscale_max_instances=min(SETTINGS.max_instances, SETTINGS.autoscale_max_instances or (os.cpu_count() or 1)),
             scale_up_utilization=SETTINGS.scale_up_utilization,
             scale_down_idle_seconds=SETTINGS.scale_down_idle_seconds,
             can_grow=self._has_memory_for_one_more,
