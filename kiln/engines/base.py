@@ -100,13 +100,19 @@ class Engine(ABC):
     def predict(self, items: list[Any]) -> list[dict[str, Any]]:
         """Run a batch of validated items; one result per item."""
 
+    def torch_module(self) -> Any | None:
+        """The torch module that holds the weights, for the counts below (None: not a torch model)."""
+        return getattr(self, "model", None)
+
     @property
     def parameters(self) -> int:
-        return 0
+        module = self.torch_module()
+        return 0 if module is None else torch_module_stats(module)[0]
 
     @property
     def memory_bytes(self) -> int:
-        return 0
+        module = self.torch_module()
+        return 0 if module is None else torch_module_stats(module)[1]
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from kiln.engines.base import Engine, NumberVector, torch_module_stats
+from kiln.engines.base import Engine, NumberVector
 from kiln.errors import KilnError
 
 
@@ -50,10 +50,5 @@ class TorchClassifierEngine(Engine):
             )
         return results
 
-    @property
-    def parameters(self) -> int:
-        return torch_module_stats(self.module)[0]
-
-    @property
-    def memory_bytes(self) -> int:
-        return torch_module_stats(self.module)[1]
+    def torch_module(self) -> Any:
+        return self.module

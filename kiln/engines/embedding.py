@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from kiln.engines.base import Engine, Text, torch_module_stats
+from kiln.engines.base import Engine, Text
 
 
 class SentenceEmbeddingEngine(Engine):
@@ -56,11 +56,3 @@ class SentenceEmbeddingEngine(Engine):
     def predict(self, items: list[str]) -> list[dict[str, Any]]:
         vectors = self.encode(items)
         return [{"embedding": row, "dimensions": len(row)} for row in vectors.tolist()]
-
-    @property
-    def parameters(self) -> int:
-        return torch_module_stats(self.model)[0]
-
-    @property
-    def memory_bytes(self) -> int:
-        return torch_module_stats(self.model)[1]

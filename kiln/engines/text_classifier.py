@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from kiln.engines.base import Engine, Text, torch_module_stats
+from kiln.engines.base import Engine, Text
 from kiln.errors import KilnError
 
 
@@ -58,11 +58,3 @@ class TextClassifierEngine(Engine):
                 }
             )
         return results
-
-    @property
-    def parameters(self) -> int:
-        return torch_module_stats(self.model)[0]
-
-    @property
-    def memory_bytes(self) -> int:
-        return torch_module_stats(self.model)[1]
