@@ -2,8 +2,6 @@
 
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 import urllib.request
@@ -13,6 +11,7 @@ import pytest
 
 from kiln.settings import get_settings
 from tests.conftest import free_port
+from tests.servers import start, stop
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
@@ -31,8 +30,7 @@ def test_dagster_dev_serves_the_asset_graph(kiln_home: Path, tmp_path: Path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(settings.workspace), os.environ.get("PYTHONPATH", "")])}
     command = [str(Path(sys.executable).parent / "dagster"), "dev", "-w", str(settings.workspace / "workspace.yaml"),
                "-h", "127.0.0.1", "-p", str(port)]
-    log = (tmp_path / "dagster.log").open("w")
-    process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = start(command, tmp_path / "dagster.log", env, cwd=tmp_path)
     url = f"http://127.0.0.1:{port}"
     try:
         nodes, deadline = None, time.time() + 150
@@ -50,10 +48,4 @@ def test_dagster_dev_serves_the_asset_graph(kiln_home: Path, tmp_path: Path):
         assert {"raw_model", "sentiment_dataset", "finetuned_model", "optimized_model", "evaluation",
                 "evaluation_report", "registered_model", "bento_model", "bento"} <= keys
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
+        stop(process)
