@@ -270,7 +270,10 @@ class DownloadManager:
         return download
 
     def status(self, download_id: str) -> dict[str, Any]:
-        download = self.get(download_id)
+        return self._refresh(self.get(download_id))
+
+    def _refresh(self, download: Download) -> dict[str, Any]:
+        """Bring ``download`` up to date (Dagster run state, bytes staged so far) and answer it."""
         before = (download.state, download.message)
         if download.via == "dagster" and download.state not in DONE and self.dagster is not None:
             try:
@@ -293,7 +296,8 @@ class DownloadManager:
 
     def list(self) -> list[dict[str, Any]]:
         with self._lock:
-            ids = list(self.downloads)
-        if self.records is not None:
-            ids += [d.id for d in self.records.recent() if d.id not in ids]
-        return [self.status(i) for i in ids]
+            downloads = list(self.downloads.values())
+        if self.records is not None:  # one query for the stored ones, not one per id
+            mine = {d.id for d in downloads}
+            downloads += [d for d in self.records.recent() if d.id not in mine]
+        return [self._refresh(d) for d in downloads]
