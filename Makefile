@@ -25,7 +25,8 @@ pipeline: install
 serve: install
 	$(BIN)/kiln serve
 
-test: install  ## the whole suite, slow tests included
+test: install  ## lint, then the whole suite, slow tests included
+	$(BIN)/ruff check bentos kiln pipelines tests benchmarks
 	$(BIN)/pytest
 
 test-fast: install

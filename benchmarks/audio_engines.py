@@ -98,7 +98,7 @@ def main() -> None:
 
     print("== TTS cache: miss vs hit (piper, ogg) ==")
     misses, hits = [], []
-    for index, text in enumerate(SENTENCES):
+    for text in SENTENCES:
         speech.clear_cache()
         started = time.perf_counter()
         speech.synthesize(text, engine="piper", format="ogg")

@@ -1,5 +1,5 @@
 """Kiln's BentoML services: a gateway with the REST surface, and model workers behind it."""
 
-from kiln.settings import configure_environment
+from kiln.settings import set_environment
 
-configure_environment()  # before bentoml is imported: it reads BENTOML_HOME once
+set_environment()  # before bentoml is imported: it reads BENTOML_HOME once

@@ -1,7 +1,7 @@
 """The audio service: every speech engine loaded once per worker, behind BentoML APIs the gateway calls.
 
-Errors cross the service boundary as data (``{"error": {...}}``) so the gateway re-raises the same
-Kiln error (status, message, details) whether this service runs in-process or as its own worker.
+Errors cross the service boundary as data (``kiln.serving.protocol``) so the gateway re-raises the
+same Kiln error (status, message, details) whether this service runs in-process or as its own worker.
 """
 
 from __future__ import annotations
@@ -14,11 +14,8 @@ import bentoml
 
 from bentos.options import KEEP_RUNNER_CONNECTION, tracing
 from kiln.errors import InvalidInput, KilnError
+from kiln.serving.protocol import error_reply
 from kiln.settings import get_settings
-
-
-def _error(exc: KilnError) -> dict[str, Any]:
-    return {"error": {"status": exc.status_code, "code": exc.code, "message": exc.message, "details": exc.details}}
 
 
 @bentoml.service(name="kiln-audio", workers=1, traffic={"timeout": 300},
@@ -36,7 +33,7 @@ class AudioService:
         try:
             return self.speech.synthesize(text, lang, engine, voice, rate, pitch, volume, format, use_cache).to_dict()
         except KilnError as exc:
-            return _error(exc)
+            return error_reply(exc)
 
     @bentoml.api
     def transcribe(self, audio_base64: str, language: str | None = None, engine: str | None = None,
@@ -48,7 +45,7 @@ class AudioService:
                 raise InvalidInput("file", "audio is not valid base64") from exc
             return self.speech.transcribe(data, language, engine, model, word_timestamps)
         except KilnError as exc:
-            return _error(exc)
+            return error_reply(exc)
 
     @bentoml.api
     def route(self, lang: str | None = None, engine: str | None = None, voice: str | None = None,
@@ -60,7 +57,7 @@ class AudioService:
             chosen, chosen_voice = self.speech.registry.route_tts(lang or self.speech.settings.audio_default_lang, engine, voice)
             return {"engine": chosen.name, "voice": chosen_voice.name, "language": chosen_voice.language}
         except KilnError as exc:
-            return _error(exc)
+            return error_reply(exc)
 
     @bentoml.api
     def engine(self, name: str, kind: str = "tts") -> dict[str, Any]:
@@ -68,14 +65,14 @@ class AudioService:
             registry = self.speech.registry
             return registry.describe_tts(name) if kind == "tts" else registry.describe_stt(name)
         except KilnError as exc:
-            return _error(exc)
+            return error_reply(exc)
 
     @bentoml.api
     def voices(self, engine: str | None = None, language: str | None = None) -> dict[str, Any]:
         try:
             return {"voices": self.speech.registry.voices(engine, language)}
         except KilnError as exc:
-            return _error(exc)
+            return error_reply(exc)
 
     @bentoml.api
     def describe(self) -> dict[str, Any]:

@@ -20,6 +20,7 @@ class ServedModel:
     registry_version: str
     mlflow_run_id: str
     sha256: str
+    dagster_run_id: str = ""  # the Dagster run that trained or fetched the model
 
     def schema(self) -> InputSchema:
         return engine_classes()[self.task].read_schema(self.path)
@@ -31,6 +32,7 @@ class ServedModel:
             "version": self.registry_version,
             "bento_model": self.tag,
             "mlflow_run_id": self.mlflow_run_id,
+            "dagster_run_id": self.dagster_run_id,
         }
 
 
@@ -53,5 +55,6 @@ def served_models() -> dict[str, ServedModel]:
             registry_version=labels.get("registry_version", ""),
             mlflow_run_id=labels.get("mlflow_run_id", ""),
             sha256=labels.get("sha256", ""),
+            dagster_run_id=labels.get("dagster_run_id", ""),
         )
     return served

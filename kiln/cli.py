@@ -33,12 +33,23 @@ def serve(
 ) -> None:
     """Start the BentoML gateway (the HTTP API) in the foreground."""
     from kiln.access import warn_if_exposed
-    from kiln.services import gateway_command
+    from kiln.integrations.bentoml_serve import gateway_command
 
     settings = configure_environment()
     warn_if_exposed(settings, host or settings.host)
+    announce_admin_key(settings)
     command = gateway_command(settings, host or settings.host, port or settings.port)
     os.execvp(command[0], command)
+
+
+def announce_admin_key(settings) -> None:
+    """With auth off the admin routes still need an admin credential: say where the local one is (the
+    server writes it on first start), as Jupyter prints its token."""
+    from kiln.access.service import LOCAL_ADMIN_KEY_FILE
+
+    if not settings.enable_auth:
+        typer.echo(f"Admin routes (keys, users, scaling, log deletion...) need the local admin key: "
+                   f"X-API-Key: $(cat {settings.home_dir / LOCAL_ADMIN_KEY_FILE})", err=True)
 
 
 @app.command()
@@ -65,7 +76,7 @@ def api(
     date_header: Annotated[bool, typer.Option("--date-header/--no-date-header", help="Always on under BentoML")] = True,
 ) -> None:
     """Start the HTTP API (the BentoML gateway) with the options of TTSKit's `ttskit api`."""
-    from kiln.services import ApiOptionError, api_command
+    from kiln.integrations.bentoml_serve import ApiOptionError, api_command
 
     settings = configure_environment()
     ssl = {"keyfile": ssl_keyfile, "certfile": ssl_certfile, "keyfile_password": ssl_keyfile_password,
@@ -81,7 +92,7 @@ def api(
         typer.echo(f"Error: {exc}", err=True)
         raise typer.Exit(2) from exc
     scheme = "https" if ssl_certfile else "http"
-    typer.echo(f"Kiln API on {scheme}://{host}:{port}  (docs {scheme}://{host}:{port}/api/docs, workers {workers})")
+    typer.echo(f"Kiln API on {scheme}://{host}:{port}  (docs {scheme}://{host}:{port}/docs, workers {workers})")
     os.environ.update(env)
     os.execvp(command[0], command)
 
@@ -94,6 +105,96 @@ def up(
     from kiln.services import run_workspace
 
     raise typer.Exit(run_workspace(configure_environment(), run_pipeline=not skip_pipeline))
+
+
+users_app = typer.Typer(help="Users of the HTTP API (Kiln's records database): create, list, revoke.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys (stored hashed; a new key is shown once): create, list, revoke.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(keys_app, name="keys")
+PERMISSION_HELP = "read, write, admin (repeatable; admin includes write, write includes read)"
+
+
+def access_control():
+    from kiln.access.service import AccessControl
+
+    configure_environment()
+    access = AccessControl(get_settings())
+    access.start()  # migrations, as the server's start-up does
+    return access
+
+
+def fail(exc: Exception) -> typer.Exit:
+    from kiln.errors import KilnError
+
+    if not isinstance(exc, KilnError):
+        raise exc
+    typer.echo(f"Error: {exc.message}", err=True)
+    return typer.Exit(1)
+
+
+@users_app.command("create")
+def users_create(
+    username: str,
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="At least 8 characters")],
+    permission: Annotated[Optional[list[str]], typer.Option("--permission", "-p", help=PERMISSION_HELP)] = None,
+    email: Annotated[Optional[str], typer.Option(help="Email address")] = None,
+) -> None:
+    """Create a user who logs in with a password (POST /auth/login)."""
+    try:
+        user = access_control().register(username, password, email, permissions=permission or ["read", "write"])
+    except Exception as exc:
+        raise fail(exc) from exc
+    typer.echo(f"created user {user.username} ({','.join(user.permission_list)})")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """Every user, with permissions and whether the account is active."""
+    for user in access_control().list_users():
+        state = "active" if user.is_active else "revoked"
+        typer.echo(f"{user.username:<24} {','.join(user.permission_list):<18} {state:<8} created {user.created_at:%Y-%m-%d}")
+
+
+@users_app.command("revoke")
+def users_revoke(username: str) -> None:
+    """Deactivate a user: their tokens, password and generated keys stop working at once."""
+    try:
+        user, keys = access_control().revoke_user(username)
+    except Exception as exc:
+        raise fail(exc) from exc
+    typer.echo(f"revoked user {user.username} (and {keys} API key(s) they generated)")
+
+
+@keys_app.command("create")
+def keys_create(
+    key_id: Annotated[str, typer.Argument(help="The key's name (TTSKit calls it user_id)")],
+    permission: Annotated[Optional[list[str]], typer.Option("--permission", "-p", help=PERMISSION_HELP)] = None,
+) -> None:
+    """Create an API key and print it once: Kiln keeps only its hash."""
+    try:
+        record, key = access_control().create_key(key_id, permission or ["read", "write"], source="cli")
+    except Exception as exc:
+        raise fail(exc) from exc
+    typer.echo(f"created key {record.user_id} ({','.join(record.permission_list)}); store it now, it is not shown again:")
+    typer.echo(key)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Every API key: name, permissions, where it came from, last use (never the key)."""
+    for record in access_control().list_keys():
+        used = f"{record.last_used_at:%Y-%m-%d %H:%M}" if record.last_used_at else "never"
+        typer.echo(f"{record.user_id:<24} {','.join(record.permission_list):<18} {record.source:<6} {record.key_hint:<12} last used {used}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Delete an API key: every server sharing this database refuses it at once."""
+    try:
+        access_control().delete_key(key_id)
+    except Exception as exc:
+        raise fail(exc) from exc
+    typer.echo(f"revoked key {key_id}")
 
 
 @app.command()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -98,6 +99,14 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list, description='JSON list; empty: no CORS headers')
     allowed_hosts: list[str] = Field(["*"], description="JSON list of Host header values; * allows any")
     max_body_bytes: int = Field(100 * 1024 * 1024, gt=0, description="Larger request bodies get 413")
+    hsts: Literal["tls", "always", "off"] = Field(
+        "tls", description="Strict-Transport-Security: on answers served over TLS (tls), on every answer (always: "
+        "behind a TLS-terminating proxy that does not send X-Forwarded-Proto), or never (off)"
+    )
+    speech_require_credentials: bool = Field(
+        False, description="With auth on, TTSKit's and seed 001's 'Authentication: Optional' speech routes need "
+        "credentials too (by default they answer anonymous callers under the per-IP rate limit)"
+    )
 
     @property
     def records_database_url(self) -> str:
@@ -191,13 +200,19 @@ def get_settings() -> Settings:
 
 
 def configure_environment(settings: Settings | None = None) -> Settings:
-    """Point the libraries Kiln drives at KILN_HOME and keep them offline and quiet.
+    """Everything before Kiln's commands run: the environment (``set_environment``) and KILN_HOME's folders."""
+    settings = set_environment(settings)
+    prepare_home(settings)
+    return settings
+
+
+def set_environment(settings: Settings | None = None) -> Settings:
+    """Point the libraries Kiln drives at KILN_HOME and keep them offline and quiet. Environment
+    variables only, no files: importing ``bentos`` or ``pipelines`` does this and nothing more.
 
     Must run before bentoml, mlflow or dagster read their environment (at import for bentoml).
     """
     settings = settings or get_settings()
-    for directory in (settings.home_dir, settings.mlflow_dir, settings.artifact_root, settings.dagster_home):
-        directory.mkdir(parents=True, exist_ok=True)
     defaults = {
         "BENTOML_HOME": str(settings.bentoml_home),
         "DAGSTER_HOME": str(settings.dagster_home),
@@ -217,14 +232,16 @@ def configure_environment(settings: Settings | None = None) -> Settings:
             os.environ[key] = value
         else:
             os.environ.setdefault(key, value)
-    _install_dagster_yaml(settings)
     return settings
 
 
-def _install_dagster_yaml(settings: Settings) -> None:
-    """DAGSTER_HOME must contain dagster.yaml; the workspace's copy is the source of truth."""
+def prepare_home(settings: Settings | None = None) -> None:
+    """KILN_HOME's folders, and DAGSTER_HOME's dagster.yaml (the workspace's copy is the source of truth)."""
+    settings = settings or get_settings()
+    for directory in (settings.home_dir, settings.mlflow_dir, settings.artifact_root, settings.dagster_home):
+        directory.mkdir(parents=True, exist_ok=True)
     source = settings.workspace / "dagster.yaml"
-    target = Path(os.environ["DAGSTER_HOME"]) / "dagster.yaml"
+    target = settings.dagster_home / "dagster.yaml"
     if source.exists() and (not target.exists() or target.read_bytes() != source.read_bytes()):
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(source.read_bytes())

@@ -46,6 +46,8 @@ class Tracker:
     def client(self):
         from mlflow import MlflowClient
 
+        if self.tracking_uri.startswith("sqlite:///"):  # MLflow creates the database file, not its folder
+            Path(self.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
     def experiment_id(self) -> str:

@@ -1,5 +1,5 @@
 """Kiln's Dagster code location (see workspace.yaml). Assets call kiln; definitions.py assembles them."""
 
-from kiln.settings import configure_environment
+from kiln.settings import set_environment
 
-configure_environment()
+set_environment()

@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -21,9 +22,15 @@ from sqlalchemy.exc import IntegrityError
 
 from kiln.access.errors import Forbidden, Unauthorized
 from kiln.access.models import (
-    PERMISSIONS, ApiKey, AuditEvent, RevokedToken, User, join_permissions, utcnow,
+    PERMISSIONS,
+    ApiKey,
+    AuditEvent,
+    RevokedToken,
+    User,
+    join_permissions,
+    utcnow,
 )
-from kiln.access.tokens import TokenIssuer, TokenPair, looks_like_jwt, resolve_secret
+from kiln.access.tokens import TokenIssuer, TokenPair, looks_like_jwt, persisted_secret, resolve_secret
 from kiln.db import Database
 from kiln.errors import BadRequest, Conflict, InvalidInput, NotFound
 from kiln.settings import Settings
@@ -40,6 +47,8 @@ LEVELS = {"read": 1, "write": 2, "admin": 3}
 LAST_USED_EVERY = timedelta(minutes=1)  # bound the writes a busy key causes
 BASIC_REMEMBER_SECONDS = 60
 BASIC_REMEMBERED_MAX = 1024
+LOCAL_ADMIN_KEY_ID = "local-admin"
+LOCAL_ADMIN_KEY_FILE = "admin.key"
 
 
 @dataclass(frozen=True)
@@ -129,17 +138,34 @@ class AccessControl:
             self._upsert_env_key(user_id, key, permissions)
         if s.admin_password:
             self._ensure_admin(s.admin_username, s.admin_password.get_secret_value())
+        if not s.enable_auth:
+            self._ensure_local_admin_key()
         with self.database.session() as session:
             session.execute(delete(RevokedToken).where(RevokedToken.expires_at < utcnow()))
 
-    def _upsert_env_key(self, user_id: str, key: str, permissions: list[str]) -> None:
+    def _upsert_env_key(self, user_id: str, key: str, permissions: list[str], source: str = "env") -> None:
         with self.database.session() as session:
             record = session.scalar(select(ApiKey).where(ApiKey.user_id == user_id))
             if record is None:
                 session.add(ApiKey(user_id=user_id, key_hash=hash_key(key), key_hint=key_hint(key),
-                                   permissions=join_permissions(permissions), source="env"))
-            elif record.key_hash != hash_key(key):  # the environment is the source of truth for its keys
-                record.key_hash, record.key_hint, record.source = hash_key(key), key_hint(key), "env"
+                                   permissions=join_permissions(permissions), source=source))
+            elif record.key_hash != hash_key(key):  # the environment (or the key file) is the source of truth
+                record.key_hash, record.key_hint, record.source = hash_key(key), key_hint(key), source
+                record.permissions = join_permissions(permissions)
+
+    @property
+    def local_admin_key_file(self) -> Path:
+        return self.settings.home_dir / LOCAL_ADMIN_KEY_FILE
+
+    def _ensure_local_admin_key(self) -> None:
+        """With auth off every route is open but the admin ones, which still need an admin credential: Kiln
+        keeps one key for the local user in KILN_HOME/admin.key (mode 0600, like Jupyter's token), hashed in
+        the database. ``kiln serve`` and ``kiln up`` say where it is."""
+        key = persisted_secret(self.local_admin_key_file, lambda: "kiln_" + secrets.token_urlsafe(32))
+        try:
+            self._upsert_env_key(LOCAL_ADMIN_KEY_ID, key, list(PERMISSIONS), source="local")
+        except IntegrityError:  # another process of this server stored it at the same moment
+            pass
 
     def _ensure_admin(self, username: str, password: str) -> None:
         with self.database.session() as session:
@@ -188,6 +214,22 @@ class AccessControl:
         except IntegrityError:
             raise Conflict(f"User '{username}' or that email already exists", {"username": username}) from None
         return user
+
+    def list_users(self) -> list[User]:
+        with self.database.session() as session:
+            return list(session.scalars(select(User).order_by(User.username)))
+
+    def revoke_user(self, username: str) -> tuple[User, int]:
+        """Deactivate ``username``: its tokens and Basic credentials stop working at once, and the API keys
+        it generated are deleted. Returns the user and the number of keys deleted."""
+        with self.database.session() as session:
+            user = session.scalar(select(User).where(User.username == username))
+            if user is None:
+                raise NotFound(f"No user '{username}'", {"username": username})
+            user.is_active = False
+            deleted = session.execute(delete(ApiKey).where(ApiKey.owner_id == user.id)).rowcount
+        self._basic_seen.clear()  # remembered Basic credentials must not outlive the account
+        return user, deleted
 
     def get_user(self, user_id: str) -> User:
         with self.database.session() as session:

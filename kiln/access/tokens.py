@@ -38,10 +38,11 @@ def resolve_secret(settings: Settings) -> str:
             )
     if configured:
         return configured
-    return _persisted_secret(settings.home_dir / SECRET_FILE)
+    return persisted_secret(settings.home_dir / SECRET_FILE)
 
 
-def _persisted_secret(path: Path) -> str:
+def persisted_secret(path: Path, generate=lambda: secrets.token_urlsafe(48)) -> str:
+    """The secret stored in ``path`` (mode 0600), written with a new value by the first process that asks."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:  # O_EXCL: of several starting processes exactly one writes the secret
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -49,8 +50,8 @@ def _persisted_secret(path: Path) -> str:
         value = path.read_text().strip()
         if value:
             return value
-        raise InsecureConfiguration(f"{path} is empty: delete it to generate a new JWT secret") from None
-    value = secrets.token_urlsafe(48)
+        raise InsecureConfiguration(f"{path} is empty: delete it to generate a new one") from None
+    value = generate()
     with os.fdopen(fd, "w") as handle:
         handle.write(value + "\n")
     return value

@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from kiln.audio import io, text as textprep
+from kiln.audio import io
+from kiln.audio import text as textprep
 from kiln.audio.cache import MemoryCache, RedisCache, cache_key
 from kiln.audio.registry import EngineRegistry, stt_factories, tts_factories
 from kiln.errors import BadRequest, InvalidInput, KilnError

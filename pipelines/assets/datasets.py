@@ -5,6 +5,7 @@ The checks are blocking: if the data breaks a rule, fine-tuning (downstream) doe
 
 
 from dataclasses import asdict
+
 import dagster as dg
 
 from kiln.datasets import VADER_MOVIES, QualityRules, SplitSpec, load_text_dataset

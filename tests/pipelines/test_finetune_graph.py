@@ -5,10 +5,10 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from mlflow import MlflowClient
 
 from kiln.settings import get_settings
 from kiln.tracking import METRIC_VALUE_TAG
+from mlflow import MlflowClient
 from pipelines.definitions import ASSET_MODULES, build_resources
 from pipelines.partitions import CATALOG_PARTITIONS
 from pipelines.resources import KilnWorkspace

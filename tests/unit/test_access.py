@@ -170,7 +170,9 @@ def test_restart_keeps_users_keys_and_sessions(tmp_path):
     assert second.login("gina", "correct horse")
     assert second.authenticate(None, key).name == "svc"
     assert second.authenticate(f"Bearer {token}", None).name == "gina"
-    assert {k.user_id for k in second.list_keys()} == {"admin", "user1", "svc"}
+    # auth is off in these settings: the local admin key (KILN_HOME/admin.key) is kept across restarts too
+    assert {k.user_id for k in second.list_keys()} == {"admin", "user1", "svc", "local-admin"}
+    assert second.authenticate(None, (tmp_path / "admin.key").read_text().strip()).permissions == ("read", "write", "admin")
 
 
 def test_secret_file_is_private_and_production_refuses_defaults(tmp_path):

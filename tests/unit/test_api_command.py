@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from kiln.services import ApiOptionError, api_command
+from kiln.integrations.bentoml_serve import ApiOptionError, api_command
 from kiln.settings import get_settings
 
 
