@@ -10,18 +10,23 @@ import bentoml
 from bentos.api import create_app
 from bentos.api.http.access import BentoRoutesLayer
 from bentos.api.http.backends import Backends, install_backends
+from bentos.api.tasks.events import EventStream
 from bentos.audio import AudioService
 from bentos.clients import ModelRegistry, SpeechClient, WorkerClient
 from bentos.models import served_models
 from bentos.options import tracing
 from bentos.worker import ModelWorker
 from kiln.catalog import load_catalog
+from kiln.filestore.store import FileStore
 from kiln.integrations.dagster_graphql import DagsterGraphQL
 from kiln.logs import LogDirectory, setup_logging
 from kiln.serving.download_records import DownloadRecords
 from kiln.serving.downloads import DownloadManager
 from kiln.settings import get_settings
 from kiln.store import ModelStore
+from kiln.tasks.runner import Reaper
+from kiln.tasks.service import TaskService
+from kiln.tasks.worker import start_embedded
 
 app = create_app()
 log = logging.getLogger("kiln.gateway")
@@ -52,8 +57,23 @@ class Gateway:
             ),
             logs=LogDirectory(settings.logs_dir),
         )
+        database = app.state.access.database
+        app.state.access.start()  # migrations (tasks, files) before the task workers look at their tables
+        files = FileStore(settings, database)
+        self.backends.files = files
+        self.backends.tasks = TaskService(settings, database, services=files)
+        self.backends.events = EventStream(database, settings, app.state.traffic)
         install_backends(app, self.backends)
-        log.info("gateway ready", extra={"served_models": sorted(self.backends.models.models)})
+        # The embedded task workers (KILN_TASK_WORKERS threads); with 0, `kiln worker` runs them elsewhere.
+        self.task_workers = start_embedded(settings, database)
+        self.reaper = None if self.task_workers else Reaper(settings, database).start()
+        log.info("gateway ready", extra={"served_models": sorted(self.backends.models.models),
+                                         "task_workers": settings.task_workers})
+
+    @bentoml.on_shutdown
+    def stop_task_workers(self) -> None:
+        if self.task_workers is not None:
+            self.task_workers.stop(graceful=True)
 
 
 Gateway.add_asgi_middleware(BentoRoutesLayer, api=app)  # BentoML's own routes: /metrics, /livez, ...

@@ -98,6 +98,29 @@ def api(
 
 
 @app.command()
+def worker(
+    threads: Annotated[Optional[int], typer.Option("--threads", "-t", help="Tasks run at once (default KILN_TASK_WORKERS, at least 1)")] = None,
+) -> None:
+    """Run task workers in the foreground, on any machine that reaches the queue and Kiln's database.
+
+    `kiln serve` already runs KILN_TASK_WORKERS of them in the gateway; set it to 0 there and start
+    `kiln worker` to run tasks in their own processes or on other machines (KILN_TASK_QUEUE=redis)."""
+    import logging
+
+    from kiln.db import Database
+    from kiln.logs import setup_logging
+    from kiln.tasks.worker import TaskWorkers
+
+    settings = configure_environment()
+    setup_logging("tasks", settings.logs_dir, settings.log_level, settings.log_max_bytes, settings.log_backups)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    workers = TaskWorkers(settings, Database(settings.records_database_url), threads=threads)
+    typer.echo(f"kiln worker {workers.runner.worker_id}: {workers.threads} thread(s) on the {settings.task_queue} queue; "
+               f"API for model work: {settings.api_url}", err=True)
+    workers.run()
+
+
+@app.command()
 def up(
     skip_pipeline: Annotated[bool, typer.Option(help="Do not run the pipeline first")] = False,
 ) -> None:

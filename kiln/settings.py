@@ -116,6 +116,34 @@ class Settings(BaseSettings):
     def rate_limiting(self) -> bool:
         return self.enable_auth if self.rate_limit_enabled is None else self.rate_limit_enabled
 
+    # --- tasks: records in Kiln's database, executed by Huey (SQLite queue file, or Redis to scale out) ---
+    task_queue: Literal["sqlite", "redis"] = Field(
+        "sqlite", description="sqlite: a queue file in KILN_HOME, no server (one machine); redis: a Redis broker "
+        "(KILN_TASK_BROKER_URL, else KILN_REDIS_URL) that workers on several machines share"
+    )
+    task_broker_url: str | None = Field(None, description="Redis URL of the task queue (task_queue=redis)")
+    task_workers: int = Field(4, ge=0, description="Task worker threads kiln serve runs in the gateway (0: run `kiln worker` instead)")
+    task_heartbeat_seconds: float = Field(5.0, gt=0, description="How often a worker says it is alive")
+    task_lost_after_seconds: float = Field(
+        30.0, gt=0, description="A running task whose worker has not been heard from this long ends failed ('worker lost')"
+    )
+    task_poll_seconds: float = Field(0.05, gt=0, description="Longest wait of an idle worker between looks at the SQLite queue")
+    task_progress_seconds: float = Field(0.5, ge=0, description="Least time between two stored progress updates of a task")
+    task_server_url: str | None = Field(None, description="The API that task workers call for model work; default http://KILN_HOST:KILN_PORT")
+    task_server_key: SecretStr | None = Field(None, description="The key task workers call it with; default KILN_HOME/worker.key")
+    event_retention_hours: float = Field(24.0, gt=0, description="Events (task progress, scaling) are kept this long")
+    # --- files: uploads and task outputs ---
+    files_dir: Path | None = Field(None, description="Where file contents live; default KILN_HOME/files")
+    max_upload_bytes: int = Field(100 * 1024 * 1024, gt=0, description="Larger uploads get 413")
+    files_allowed_types: list[str] = Field(
+        default_factory=lambda: [
+            "text/csv", "application/json", "application/x-ndjson", "text/plain", "image/png", "image/jpeg",
+            "image/gif", "image/webp", "audio/wav", "audio/flac", "audio/ogg", "audio/mpeg", "video/mp4",
+            "application/zip",
+        ],
+        description="Content types an upload may have, checked against its bytes (415 otherwise)",
+    )
+
     # --- audio: speech synthesis and recognition ---
     audio_enabled: bool = Field(True, description="Load the speech engines in the gateway's AudioService")
     audio_voices_dir: Path | None = Field(None, description="Extra piper voices (<name>.onnx + .onnx.json); default KILN_HOME/voices")
@@ -184,6 +212,22 @@ class Settings(BaseSettings):
     @property
     def voices_dir(self) -> Path:
         return self.audio_voices_dir or self.home_dir / "voices"
+
+    @property
+    def file_store_dir(self) -> Path:
+        return self.files_dir or self.home_dir / "files"
+
+    @property
+    def task_queue_file(self) -> Path:
+        return self.home_dir / "queue.db"
+
+    @property
+    def task_broker(self) -> str | None:
+        return self.task_broker_url or self.redis_url
+
+    @property
+    def api_url(self) -> str:
+        return self.task_server_url or f"http://{self.host}:{self.port}"
 
     @property
     def outputs_dir(self) -> Path:

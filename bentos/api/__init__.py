@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bentos.api.http import docs, errors, layer
 from bentos.api.http.access import AccessMiddleware
+from bentos.api.http.request_log import Traffic
 from bentos.api.surfaces import SURFACES, permission_rules
 from kiln import __version__
 from kiln.access import warn_if_exposed
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.access = access
     app.state.limiter = RateLimiter(settings) if settings.rate_limiting else None
+    app.state.traffic = Traffic()
     rules = permission_rules()
     for surface in SURFACES:
         for router in surface.routers:
@@ -57,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)  # handlers, and the fallback route (JSON 404/405) after every other route
     # Starlette runs the last added middleware first: the HTTP layer wraps access control.
     app.add_middleware(AccessMiddleware, rules=rules)
-    layer.install(app, settings)
+    layer.install(app, settings, app.state.traffic)
     warn_if_exposed(settings)
     return app
 

@@ -49,6 +49,8 @@ BASIC_REMEMBER_SECONDS = 60
 BASIC_REMEMBERED_MAX = 1024
 LOCAL_ADMIN_KEY_ID = "local-admin"
 LOCAL_ADMIN_KEY_FILE = "admin.key"
+LOCAL_WORKER_KEY_ID = "kiln-worker"
+LOCAL_WORKER_KEY_FILE = "worker.key"
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,7 @@ class AccessControl:
             self._ensure_admin(s.admin_username, s.admin_password.get_secret_value())
         if not s.enable_auth:
             self._ensure_local_admin_key()
+        self._ensure_local_key(LOCAL_WORKER_KEY_ID, ["read", "write"], self.settings.home_dir / LOCAL_WORKER_KEY_FILE)
         with self.database.session() as session:
             session.execute(delete(RevokedToken).where(RevokedToken.expires_at < utcnow()))
 
@@ -161,9 +164,14 @@ class AccessControl:
         """With auth off every route is open but the admin ones, which still need an admin credential: Kiln
         keeps one key for the local user in KILN_HOME/admin.key (mode 0600, like Jupyter's token), hashed in
         the database. ``kiln serve`` and ``kiln up`` say where it is."""
-        key = persisted_secret(self.local_admin_key_file, lambda: "kiln_" + secrets.token_urlsafe(32))
+        self._ensure_local_key(LOCAL_ADMIN_KEY_ID, list(PERMISSIONS), self.local_admin_key_file)
+
+    def _ensure_local_key(self, key_id: str, permissions: list[str], path: Path) -> None:
+        """A key kept in a 0600 file of KILN_HOME, stored hashed: the local admin's, and the one this
+        machine's task workers call the API with (``worker.key``, read and write)."""
+        key = persisted_secret(path, lambda: "kiln_" + secrets.token_urlsafe(32))
         try:
-            self._upsert_env_key(LOCAL_ADMIN_KEY_ID, key, list(PERMISSIONS), source="local")
+            self._upsert_env_key(key_id, key, permissions, source="local")
         except IntegrityError:  # another process of this server stored it at the same moment
             pass
 

@@ -9,7 +9,7 @@ from kiln.errors import KilnError
 
 
 class DagsterGraphQL:
-    """The few Dagster webserver GraphQL calls Kiln needs: is it up, launch an asset run, run status."""
+    """The Dagster webserver GraphQL calls Kiln needs: is it up, launch a job or an asset, follow and terminate a run."""
 
     def __init__(self, url: str, timeout: float = 10.0):
         self.url = url.rstrip("/")
@@ -51,17 +51,59 @@ class DagsterGraphQL:
                         return {"repositoryLocationName": location["name"], "repositoryName": repository["name"], "jobName": job}
         raise KilnError(f"The Dagster workspace at {self.url} has no asset '{asset}'")
 
+    def job_selector(self, job: str) -> dict[str, str]:
+        """The location and repository that hold ``job``."""
+        data = self.query(
+            """query { workspaceOrError { __typename ... on Workspace { locationEntries { name
+                 locationOrLoadError { __typename ... on RepositoryLocation { repositories { name jobs { name } } } } } } } }"""
+        )
+        for location in data["workspaceOrError"].get("locationEntries", []):
+            for repository in (location.get("locationOrLoadError") or {}).get("repositories", []):
+                if any(j["name"] == job for j in repository["jobs"]):
+                    return {"repositoryLocationName": location["name"], "repositoryName": repository["name"], "jobName": job}
+        raise KilnError(f"The Dagster workspace at {self.url} has no job '{job}'")
+
+    def launch_job(self, job: str, partition: str | None, run_config: dict[str, Any], tags: dict[str, str]) -> str:
+        run_tags = [{"key": k, "value": v} for k, v in tags.items()]
+        if partition:
+            run_tags.append({"key": "dagster/partition", "value": partition})
+        return self._launch({"selector": self.job_selector(job), "runConfigData": run_config,
+                             "executionMetadata": {"tags": run_tags}})
+
+    def terminate(self, run_id: str) -> None:
+        data = self.query(
+            """mutation Terminate($id: String!) { terminateRun(runId: $id) { __typename
+                 ... on TerminateRunFailure { message } ... on PythonError { message } } }""", {"id": run_id})
+        result = data["terminateRun"]
+        if result["__typename"] not in ("TerminateRunSuccess", "TerminateRunFailure"):  # failure: already finished
+            raise KilnError(f"Dagster could not terminate run {run_id}: {result.get('message')}")
+
+    def run_progress(self, run_id: str) -> tuple[str, int, int]:
+        """(status, steps ended, steps planned) of a run."""
+        data = self.query(
+            """query Run($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status stepKeysToExecute
+                 stepStats { stepKey status } } } }""", {"id": run_id})
+        run = data["runOrError"]
+        if run.get("__typename") != "Run":
+            return "UNKNOWN", 0, 0
+        stats = run.get("stepStats") or []
+        ended = sum(1 for s in stats if s.get("status") in ("SUCCESS", "FAILURE", "SKIPPED"))
+        return run["status"], ended, len(run.get("stepKeysToExecute") or stats)
+
     def launch_asset(self, asset: str, partition: str) -> str:
         selector = {**self.asset_job(asset), "assetSelection": [{"path": [asset]}]}
+        return self._launch({"selector": selector, "runConfigData": {},
+                             "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition},
+                                                            {"key": "kiln/launched_by", "value": "api"}]}})
+
+    def _launch(self, params: dict[str, Any]) -> str:
         data = self.query(
             """mutation Launch($params: ExecutionParams!) { launchRun(executionParams: $params) { __typename
                  ... on LaunchRunSuccess { run { runId } }
                  ... on PythonError { message }
                  ... on RunConfigValidationInvalid { errors { message } }
                  ... on Error { message } } }""",
-            {"params": {"selector": selector, "runConfigData": {},
-                        "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition},
-                                                       {"key": "kiln/launched_by", "value": "api"}]}}},
+            {"params": params},
         )
         result = data["launchRun"]
         if result["__typename"] != "LaunchRunSuccess":

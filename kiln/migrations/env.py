@@ -5,7 +5,9 @@ from __future__ import annotations
 from alembic import context
 
 import kiln.access.models  # noqa: F401  (registers the tables on Base.metadata)
+import kiln.filestore.models  # noqa: F401
 import kiln.serving.download_records  # noqa: F401
+import kiln.tasks.models  # noqa: F401
 from kiln.db import VERSION_TABLE, Base, make_engine
 from kiln.settings import get_settings
 

@@ -139,8 +139,22 @@ class FakeServer:
     models: dict[str, FakeModel]
     worker: Any  # kiln.serving.worker.Worker
     admin: dict[str, str]  # headers with the local admin key (admin routes need it, auth on or off)
+    task_workers: Any = None  # kiln.tasks.worker.TaskWorkers, when started
+
+    def start_task_workers(self, threads: int = 2) -> Any:
+        """Real Huey task workers on the server's queue; their calls to the API reach this in-process app."""
+        from kiln.client import KilnClient
+        from kiln.tasks.runner import worker_key
+        from kiln.tasks.worker import TaskWorkers
+
+        self.task_workers = TaskWorkers(self.settings, self.client.app.state.access.database, threads=threads,
+                                        client_factory=lambda: KilnClient(api_key=worker_key(self.settings), http=self.client))
+        self.task_workers.start()
+        return self.task_workers
 
     def close(self) -> None:
+        if self.task_workers is not None:
+            self.task_workers.stop(graceful=False)
         self.worker.stop()
         self.client.__exit__(None, None, None)
 
@@ -156,15 +170,24 @@ def fake_server(home: Path, speech: Any = None, **settings: Any) -> FakeServer:
     from kiln.serving.worker import Worker
     from kiln.store import ModelStore
 
-    config = Settings(home=home, idle_ttl_seconds=0, autoscaler_interval_seconds=0.2, **settings)
+    config = Settings(home=home, idle_ttl_seconds=0, autoscaler_interval_seconds=0.2, task_progress_seconds=0, **settings)
     models = fake_models()
     worker = Worker(config, lambda: models, load_fake)
     worker.start()
     app = create_app(config)
     client = TestClient(app, raise_server_exceptions=False)
     client.__enter__()  # runs the app's start-up: migrations, the local admin key
+    from bentos.api.tasks.events import EventStream
+    from kiln.filestore.store import FileStore
+    from kiln.tasks.service import TaskService
+
+    database = app.state.access.database
+    files = FileStore(config, database)
     install_backends(app, Backends(
         settings=config,
+        tasks=TaskService(config, database, services=files),
+        files=files,
+        events=EventStream(database, config, app.state.traffic, metrics_seconds=0.5),
         models=ModelRegistry(CATALOG, lambda: models, refresh_seconds=0),
         worker=WorkerClient(InProcess(worker), config),
         speech=SpeechClient(InProcess(speech)) if speech is not None else None,

@@ -171,7 +171,7 @@ def test_restart_keeps_users_keys_and_sessions(tmp_path):
     assert second.authenticate(None, key).name == "svc"
     assert second.authenticate(f"Bearer {token}", None).name == "gina"
     # auth is off in these settings: the local admin key (KILN_HOME/admin.key) is kept across restarts too
-    assert {k.user_id for k in second.list_keys()} == {"admin", "user1", "svc", "local-admin"}
+    assert {k.user_id for k in second.list_keys()} == {"admin", "user1", "svc", "local-admin", "kiln-worker"}
     assert second.authenticate(None, (tmp_path / "admin.key").read_text().strip()).permissions == ("read", "write", "admin")
 
 

@@ -249,4 +249,4 @@ class BentoRoutesLayer(AccessMiddleware):
     def layered(self, inner: ASGIApp) -> ASGIApp:
         from bentos.api.http.layer import wrap
 
-        return wrap(inner, self.api.state.access.settings)
+        return wrap(inner, self.api.state.access.settings, self.api.state.traffic)

@@ -29,6 +29,9 @@ class Backends:
     speech: Any = None  # bentos.clients.SpeechClient
     downloads: Any = None  # kiln.serving.downloads.DownloadManager
     logs: Any = None  # kiln.logs.LogDirectory
+    tasks: Any = None  # kiln.tasks.service.TaskService
+    files: Any = None  # kiln.filestore.store.FileStore
+    events: Any = None  # bentos.api.tasks.events.EventStream
     device: str = "cpu"
     started: float = field(default_factory=time.time)
 

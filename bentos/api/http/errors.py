@@ -97,6 +97,9 @@ def install(app: FastAPI) -> None:
 
 
 def not_found_or_wrong_method(request: Request, allowed: set[str]) -> JSONResponse:
+    if allowed == {"WEBSOCKET"}:
+        return error_response(request, 426, f"{request.url.path} is a websocket: connect with ws:// (Upgrade: websocket)",
+                              {"path": request.url.path}, headers={"Upgrade": "websocket", "Connection": "Upgrade"})
     if not allowed:
         return error_response(request, 404, f"No route {request.url.path}: see /docs for the API", {"path": request.url.path})
     methods = sorted(allowed | ({"HEAD"} if "GET" in allowed else set()))

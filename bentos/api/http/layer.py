@@ -14,7 +14,7 @@ from typing import Any
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bentos.api.http.request_log import RequestLogMiddleware
+from bentos.api.http.request_log import RequestLogMiddleware, Traffic
 from bentos.api.http.security import SecurityMiddleware
 from kiln.settings import Settings
 
@@ -42,7 +42,7 @@ class ExtraHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
-def middleware(settings: Settings) -> Iterator[tuple[type, dict[str, Any]]]:
+def middleware(settings: Settings, traffic: Traffic | None = None) -> Iterator[tuple[type, dict[str, Any]]]:
     """(class, options) of each layer, outermost first."""
     if settings.api_proxy_headers:
         from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -58,17 +58,17 @@ def middleware(settings: Settings) -> Iterator[tuple[type, dict[str, Any]]]:
     extra = [tuple(part.strip() for part in header.split(":", 1)) for header in settings.api_headers]
     if extra:
         yield ExtraHeaders, {"headers": extra}
-    yield RequestLogMiddleware, {}
+    yield RequestLogMiddleware, {"traffic": traffic}
 
 
-def install(app: Any, settings: Settings) -> None:
+def install(app: Any, settings: Settings, traffic: Traffic) -> None:
     """Add the layer to a FastAPI app (Starlette runs the last added middleware first)."""
-    for cls, options in reversed(list(middleware(settings))):
+    for cls, options in reversed(list(middleware(settings, traffic))):
         app.add_middleware(cls, **options)
 
 
-def wrap(inner: ASGIApp, settings: Settings) -> ASGIApp:
+def wrap(inner: ASGIApp, settings: Settings, traffic: Traffic | None = None) -> ASGIApp:
     """The layer around a plain ASGI app."""
-    for cls, options in reversed(list(middleware(settings))):
+    for cls, options in reversed(list(middleware(settings, traffic))):
         inner = cls(inner, **options)
     return inner

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from starlette.routing import Mount, compile_path, get_route_path
+from starlette.routing import Mount, WebSocketRoute, compile_path, get_route_path
 from starlette.types import Scope
 
 Entry = tuple[re.Pattern, "frozenset[str] | None", str]
+WEBSOCKET = frozenset({"WEBSOCKET"})
 
 
 class RouteIndex:
@@ -27,9 +28,12 @@ class RouteIndex:
             for route in all_routes(routes):
                 if not getattr(getattr(route, "original_route", route), "include_in_index", True):
                     continue
+                original = getattr(route, "original_route", route)
                 if isinstance(route, Mount):
                     template = route.path.rstrip("/") + "/{path:path}"
                     entries.append((compile_path(template)[0], None, template))
+                elif isinstance(original, WebSocketRoute):  # its "method" in the permission table: WEBSOCKET
+                    entries.append((compile_path(original.path)[0], WEBSOCKET, original.path))
                 elif getattr(route, "path", None):
                     methods = getattr(route, "methods", None)
                     entries.append((compile_path(route.path)[0], frozenset(methods) if methods else None, route.path))

@@ -1,0 +1,1 @@
+"""Files: uploads and the outputs of tasks, owned by whoever made them, checked against their bytes."""

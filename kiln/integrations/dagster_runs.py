@@ -1,0 +1,94 @@
+"""Launching Dagster runs from Kiln and following them: through the webserver's GraphQL API when it is
+up (the run goes through the instance's run coordinator, like a launch from the UI), else in a process
+of its own (``python -m pipelines.launch``) on the same instance. Either way the run is recorded in
+DAGSTER_HOME and shows in the Dagster UI; Kiln never imports the pipelines."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from kiln.integrations.dagster_graphql import DagsterGraphQL
+from kiln.settings import Settings
+
+FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
+
+
+@dataclass
+class LaunchedRun:
+    run_id: str
+    via: str  # "graphql" or "process"
+    url: str
+    graphql: DagsterGraphQL | None = None
+    process: subprocess.Popen | None = None
+    steps_ended: int = 0
+    steps_planned: int = 0
+    status: str = "STARTING"
+    log: list[str] = field(default_factory=list)
+
+    def poll(self) -> str:
+        """Refresh and return the run's Dagster status (QUEUED, STARTED, SUCCESS, FAILURE, CANCELED...)."""
+        if self.graphql is not None:
+            self.status, self.steps_ended, self.steps_planned = self.graphql.run_progress(self.run_id)
+        elif self.process is not None and self.process.poll() is not None and self.status not in FINISHED:
+            self.status = "FAILURE"  # ended without its last line
+        return self.status
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    def terminate(self) -> None:
+        if self.graphql is not None:
+            self.graphql.terminate(self.run_id)
+        elif self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)  # pipelines.launch records the run as canceled
+
+    def wait_process(self, timeout: float | None = None) -> None:
+        if self.process is not None:
+            self.process.wait(timeout=timeout)
+
+
+def _read_lines(run: LaunchedRun) -> None:
+    """Follow a launch process: its JSON lines say which steps ended and how the run finished."""
+    assert run.process is not None and run.process.stdout is not None
+    for raw in run.process.stdout:
+        line = raw.decode(errors="replace").rstrip()
+        try:
+            event = json.loads(line)
+        except ValueError:
+            run.log.append(line)
+            del run.log[:-200]
+            continue
+        if event.get("event") == "step":
+            run.steps_ended += 1
+            run.status = "STARTED"
+        elif event.get("event") == "done":
+            run.status = event["status"]
+
+
+def launch(settings: Settings, job: str, partition: str | None, run_config: dict[str, Any] | None = None,
+           tags: dict[str, str] | None = None, steps_planned: int = 0) -> LaunchedRun:
+    tags = {"kiln/launched_by": "task", **(tags or {})}
+    graphql = DagsterGraphQL(f"http://{settings.host}:{settings.dagster_port}")
+    ui = f"http://{settings.host}:{settings.dagster_port}/runs"
+    if graphql.available():
+        run_id = graphql.launch_job(job, partition, run_config or {}, tags)
+        return LaunchedRun(run_id, "graphql", f"{ui}/{run_id}", graphql=graphql, steps_planned=steps_planned)
+    run_id = str(uuid.uuid4())
+    command = [sys.executable, "-m", "pipelines.launch", "--job", job, "--run-id", run_id,
+               "--run-config", json.dumps(run_config or {}), *[f"--tag={k}={v}" for k, v in tags.items()]]
+    if partition:
+        command += ["--partition", partition]
+    process = subprocess.Popen(command, cwd=settings.workspace, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               start_new_session=True)  # its own group: terminate() stops it and its children
+    run = LaunchedRun(run_id, "process", f"{ui}/{run_id}", process=process, steps_planned=steps_planned)
+    threading.Thread(target=_read_lines, args=(run,), daemon=True, name=f"dagster-run-{run_id[:8]}").start()
+    return run

@@ -1,0 +1,87 @@
+"""The queue: Huey carries one message per dispatch of a task, ``(task id, dispatch number)``, with the
+task's priority and, for a scheduled task, its time. The record in Kiln's database stays the truth
+(status, progress, result); the message only says "run this dispatch now".
+
+- ``sqlite`` (default): ``SqliteHuey`` on a file in KILN_HOME, no server; workers of this machine share it.
+- ``redis``: ``PriorityRedisHuey`` on a Redis broker that workers on every machine share (blocking pops).
+
+Both order messages by priority, then first in first out (SQLite: ``ORDER BY priority DESC, id``;
+Redis: a sorted set scored by priority, members prefixed by their enqueue time).
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timezone
+from typing import Any
+
+from kiln.settings import Settings
+
+MESSAGE_NAME = "kiln.run_task"
+_lock = threading.Lock()
+_queues: dict[tuple, Any] = {}
+
+
+def message_id(task_id: str, dispatch: int) -> str:
+    return f"{task_id}:{dispatch}"
+
+
+def engine_of(settings: Settings) -> str:
+    return settings.task_queue
+
+
+def huey_for(settings: Settings) -> Any:
+    """One Huey instance per queue configuration and process, with Kiln's one message type registered."""
+    key = (settings.task_queue, str(settings.task_queue_file), settings.task_broker)
+    with _lock:
+        if key in _queues:
+            return _queues[key]
+        from huey import PriorityRedisHuey, SqliteHuey
+
+        if settings.task_queue == "redis":
+            if not settings.task_broker:
+                raise ValueError("KILN_TASK_QUEUE=redis needs KILN_TASK_BROKER_URL (or KILN_REDIS_URL)")
+            huey = PriorityRedisHuey("kiln", url=settings.task_broker, blocking=True, read_timeout=1,
+                                     results=False, utc=True)
+        else:
+            settings.task_queue_file.parent.mkdir(parents=True, exist_ok=True)
+            huey = SqliteHuey("kiln", filename=str(settings.task_queue_file), results=False, utc=True,
+                              journal_mode="wal", timeout=30, strict_fifo=True)
+
+        @huey.task(name=MESSAGE_NAME)
+        def run_task(task_id: str, dispatch: int) -> None:
+            if huey.kiln_executor is None:
+                raise RuntimeError("no task runner in this process: start workers with `kiln worker`")
+            huey.kiln_executor.run(task_id, dispatch)
+
+        huey.kiln_run_task = run_task
+        huey.kiln_executor = None  # the consumer of this process sets its kiln.tasks.runner.TaskRunner
+        _queues[key] = huey
+        return huey
+
+
+def set_executor(settings: Settings, executor: Any) -> None:
+    huey_for(settings).kiln_executor = executor
+
+
+def enqueue(settings: Settings, task_id: str, dispatch: int, priority: int, eta: datetime | None = None) -> None:
+    huey = huey_for(settings)
+    if eta is not None:
+        eta = eta.astimezone(timezone.utc).replace(tzinfo=None)  # huey's utc=True wants naive UTC
+    huey.enqueue(huey.kiln_run_task.s(task_id, dispatch, id=message_id(task_id, dispatch), priority=priority, eta=eta))
+
+
+def revoke(settings: Settings, task_id: str, dispatch: int) -> None:
+    """Drop a queued message (its claim would fail anyway: this only saves the worker a look)."""
+    huey_for(settings).revoke_by_id(message_id(task_id, dispatch), revoke_once=True)
+
+
+def queued_ids(settings: Settings) -> set[str]:
+    """Message ids waiting in the queue or in its schedule."""
+    huey = huey_for(settings)
+    return {task.id for task in huey.pending()} | {task.id for task in huey.scheduled()}
+
+
+def depth(settings: Settings) -> int:
+    huey = huey_for(settings)
+    return huey.pending_count()

@@ -1,0 +1,85 @@
+"""Run one job of the code location in the persistent Dagster instance and report it as JSON lines on
+stdout, for Kiln tasks when the Dagster webserver is not running (with it, tasks launch through its
+GraphQL API instead). The run is recorded in DAGSTER_HOME like any other, so it shows in the Dagster UI.
+
+    python -m pipelines.launch --job model_pipeline --partition minilm --run-id <uuid> [--run-config JSON]
+
+Lines: {"event": "step", "step", "status"} as steps end, then {"event": "done", "status", "success"}.
+SIGTERM or SIGINT stop the run: it is recorded as canceled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+
+import dagster as dg
+
+from pipelines.definitions import defs
+from pipelines.partitions import sync_catalog_partitions
+
+STEP_EVENTS = {"STEP_SUCCESS": "success", "STEP_FAILURE": "failure", "STEP_SKIPPED": "skipped"}
+
+
+def emit(**fields) -> None:
+    print(json.dumps(fields), flush=True)
+
+
+def follow_steps(instance: dg.DagsterInstance, run_id: str, stop: threading.Event) -> None:
+    """Print each step's end as it is written to the event log."""
+    cursor, seen = None, set()
+    while not stop.wait(0.5):
+        try:
+            connection = instance.get_records_for_run(run_id, cursor=cursor)
+        except Exception:  # the run is not in the storage yet
+            continue
+        cursor = connection.cursor
+        for record in connection.records:
+            entry = record.event_log_entry
+            kind = entry.dagster_event.event_type_value if entry.dagster_event else None
+            if kind in STEP_EVENTS and (entry.step_key, kind) not in seen:
+                seen.add((entry.step_key, kind))
+                emit(event="step", step=entry.step_key, status=STEP_EVENTS[kind])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pipelines.launch", description=__doc__)
+    parser.add_argument("--job", required=True)
+    parser.add_argument("--partition")
+    parser.add_argument("--run-id", required=True)
+    parser.add_argument("--run-config", default="{}")
+    parser.add_argument("--tag", action="append", default=[], help="key=value (repeatable)")
+    args = parser.parse_args(argv)
+
+    def interrupt(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    instance = dg.DagsterInstance.get()
+    job = defs.resolve_job_def(args.job)
+    if args.partition:
+        sync_catalog_partitions(instance, [args.partition])
+    tags = dict(tag.split("=", 1) for tag in args.tag)
+    stop = threading.Event()
+    threading.Thread(target=follow_steps, args=(instance, args.run_id, stop), daemon=True).start()
+    try:
+        result = job.execute_in_process(run_config=json.loads(args.run_config), instance=instance, partition_key=args.partition,
+                                        run_id=args.run_id, tags=tags, raise_on_error=False)
+    except KeyboardInterrupt:
+        run = instance.get_run_by_id(args.run_id)
+        if run is not None and not run.is_finished:
+            instance.report_run_canceled(run, message="Cancelled by the Kiln task that started it")
+        stop.set()
+        emit(event="done", status="CANCELED", success=False)
+        return 130
+    stop.set()
+    run = instance.get_run_by_id(args.run_id)
+    emit(event="done", status=run.status.value if run else ("SUCCESS" if result.success else "FAILURE"), success=result.success)
+    return 0 if result.success else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
