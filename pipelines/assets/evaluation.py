@@ -34,7 +34,7 @@ def evaluation(
     context: dg.AssetExecutionContext, finetuned_model: StoredModel, kiln: KilnWorkspace, mlflow: MLflowTracking
 ):
     entry = kiln.catalog().get(context.partition_key)
-    tracker = mlflow.tracker()
+    tracker = mlflow.tracker(context)
     candidate = finetuned_model
     engine = load_engine(candidate.task, candidate.path, entry.name)
     metrics = evaluate(engine, kiln.workspace, candidate.info.get("dataset_path"))

@@ -36,7 +36,7 @@ def raw_model(
     context: dg.AssetExecutionContext, config: RawModelConfig, kiln: KilnWorkspace, mlflow: MLflowTracking
 ) -> dg.Output[StoredModel]:
     entry = kiln.catalog().get(context.partition_key)
-    store, tracker = kiln.store(), mlflow.tracker()
+    store, tracker = kiln.store(), mlflow.tracker(context)
     if config.include_vocoder:
         vocoder_source(entry, include_vocoder=True)  # refuses models built here (train, finetune) and non-TTS tasks
     if entry.source == "train":
