@@ -255,7 +255,8 @@ class EngineRegistry:
         unusable = engine.family_unusable(family) if family else engine.unusable()
         described = {
             "name": family or slot.name, "available": bool(voices), "description": engine.description,
-            "capabilities": engine.capabilities.to_dict(), "languages": sorted({v.language for v in voices}),
+            "capabilities": engine.capabilities.to_dict(),
+            "languages": sorted({v.language for v in voices}) if family else engine.languages(),
             "voices": [v.name for v in voices], "offline": engine.capabilities.offline,
             "load_seconds": round(slot.load_seconds, 3), "unusable": unusable,
         }
