@@ -7,6 +7,7 @@ import logging
 
 import bentoml
 
+from bentos import prometheus
 from bentos.api import create_app
 from bentos.api.http.access import BentoRoutesLayer
 from bentos.api.http.backends import Backends, install_backends
@@ -64,6 +65,8 @@ class Gateway:
         self.backends.tasks = TaskService(settings, database, services=files)
         self.backends.events = EventStream(database, settings, app.state.traffic)
         install_backends(app, self.backends)
+        app.state.traffic.observers.append(prometheus.observe_request)
+        self.task_gauges = prometheus.TaskGauges(self.backends.tasks).start()
         # The embedded task workers (KILN_TASK_WORKERS threads); with 0, `kiln worker` runs them elsewhere.
         self.task_workers = start_embedded(settings, database)
         self.reaper = None if self.task_workers else Reaper(settings, database).start()
@@ -72,6 +75,7 @@ class Gateway:
 
     @bentoml.on_shutdown
     def stop_task_workers(self) -> None:
+        self.task_gauges.stop()
         if self.task_workers is not None:
             self.task_workers.stop(graceful=True)
 

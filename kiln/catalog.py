@@ -26,6 +26,9 @@ class CatalogEntry(BaseModel):
     revision: str | None = None
     allow_patterns: list[str] | None = None  # huggingface: only these files (e.g. ["*.json", "*.safetensors"])
     dataset: str | None = None  # finetune: the dataset in assets/datasets/ it trains and is evaluated on
+    # text-to-speech: the vocoder fetched into the model's vocoder/ folder (a hub repo id for source huggingface,
+    # a folder for source path), e.g. microsoft/speecht5_hifigan for SpeechT5
+    vocoder: str | None = None
     description: str = ""
     tags: list[str] = Field(default_factory=list)
 
@@ -67,6 +70,10 @@ def load_catalog(path: Path) -> Catalog:
     if duplicates:
         raise KilnError(f"Duplicate model names in {path}: {sorted(duplicates)}")
     for entry in catalog.models:
+        if entry.vocoder and (entry.task not in ("text-to-speech", "tts") or entry.source not in ("huggingface", "path")):
+            raise KilnError(
+                f"Catalog model '{entry.name}': vocoder: belongs to a text-to-speech model fetched from the hub or a path"
+            )
         if entry.source == "finetune":
             if entry.id not in names or catalog.get(entry.id).source not in ("huggingface", "path", "package"):
                 raise KilnError(

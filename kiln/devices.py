@@ -3,6 +3,10 @@
 With no GPU (or no NVIDIA driver) every function answers an empty GPU list and a CPU recommendation;
 nothing here invents a device. ``read_nvml`` only talks to the library; ``parse_gpu`` turns its raw
 values into a report and is unit-tested against values recorded from real GPUs.
+
+NVML and torch can disagree: NVML sees every NVIDIA GPU the driver knows, while a CPU build of torch
+(as installed here) can use none of them. ``cuda_status`` reports the two views apart, and
+``cuda_available`` means what a model needs: torch itself can run on CUDA.
 """
 
 from __future__ import annotations
@@ -175,6 +179,53 @@ def detect_gpus(nvml: Any = None) -> list[GPUInfo]:
     return gpus or torch_gpus()
 
 
+@dataclass
+class CudaStatus:
+    """NVML's and torch's views of CUDA, apart. ``cuda_available`` is torch's: only then can Kiln's models use a GPU."""
+
+    torch_cuda_available: bool
+    torch_cuda_device_count: int
+    torch_cuda_build: str | None  # torch.version.cuda: None for a CPU build of torch
+    torch_version: str | None
+    nvml_gpu_count: int
+    reason: str
+
+    @property
+    def cuda_available(self) -> bool:
+        return self.torch_cuda_available
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"cuda_available": self.cuda_available, **asdict(self)}
+
+
+def torch_cuda() -> tuple[bool, int, str | None, str | None]:
+    """(torch can use CUDA, CUDA devices torch sees, torch's CUDA build version, torch version)."""
+    try:
+        import torch
+    except ImportError:
+        return False, 0, None, None
+    available = bool(torch.cuda.is_available())
+    return available, torch.cuda.device_count() if available else 0, torch.version.cuda, torch.__version__
+
+
+def cuda_status(nvml_gpu_count: int | None = None, nvml: Any = None) -> CudaStatus:
+    """Both views of CUDA; ``nvml_gpu_count`` saves a second NVML query when the caller already made one."""
+    if nvml_gpu_count is None:
+        nvml_gpu_count = len(read_nvml(nvml))
+    available, count, build, version = torch_cuda()
+    if available:
+        reason = f"torch {version} (CUDA {build}) can use {count} CUDA device(s)"
+    elif version is None:
+        reason = "torch is not installed"
+    elif build is None:
+        reason = f"torch {version} is a CPU-only build: it cannot use CUDA"
+    else:
+        reason = f"torch {version} (CUDA {build}) finds no usable CUDA device or driver"
+    if nvml_gpu_count and not available:
+        reason += f", although NVML sees {nvml_gpu_count} NVIDIA GPU(s)"
+    return CudaStatus(available, count, build, version, nvml_gpu_count, reason)
+
+
 def mps_available() -> bool:
     try:
         import torch
@@ -226,8 +277,13 @@ class DeviceRecommendation:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-def recommend(gpus: list[GPUInfo], cpu: dict[str, Any], mps: bool = False) -> DeviceRecommendation:
-    best = best_gpu(gpus)
+def recommend(gpus: list[GPUInfo], cpu: dict[str, Any], mps: bool = False,
+              torch_cuda_available: bool | None = None) -> DeviceRecommendation:
+    """The device to run on. A GPU is recommended only when torch can use CUDA (``torch_cuda_available``,
+    default: ask torch); GPUs NVML lists for a CPU build of torch are named in the reason, not chosen."""
+    if torch_cuda_available is None:
+        torch_cuda_available = torch_cuda()[0]
+    best = best_gpu(gpus) if torch_cuda_available else None
     if best is not None:
         precision = "bf16" if best.supports_bf16 else "fp16" if best.supports_fp16 else "fp32"
         # A rough, memory-bound batch size: ~256 MB of activations per 32 items for small encoders.
@@ -243,9 +299,15 @@ def recommend(gpus: list[GPUInfo], cpu: dict[str, Any], mps: bool = False) -> De
     if mps:
         return DeviceRecommendation("mps", "Apple Metal (MPS) is available", "fp16", 32, 1)
     cores = int(cpu.get("usable_cores") or cpu.get("logical_cores") or 1)
+    if gpus:
+        reason = (f"{len(gpus)} NVIDIA GPU(s) found ({', '.join(g.name for g in gpus)}), but this torch cannot use CUDA "
+                  "(a CPU-only build, or no working CUDA runtime); inference runs on the CPU. Install a CUDA build of "
+                  "torch to use them")
+    else:
+        reason = "No CUDA GPU was found (NVML and torch report none); inference runs on the CPU"
     return DeviceRecommendation(
         device="cpu",
-        reason="No CUDA GPU was found (NVML and torch report none); inference runs on the CPU",
+        reason=reason,
         precision="fp32 (int8 dynamic quantization via /models/manage?action=optimize)",
         batch_size=32,
         torch_threads=cores,
@@ -254,23 +316,33 @@ def recommend(gpus: list[GPUInfo], cpu: dict[str, Any], mps: bool = False) -> De
 
 
 def device_report(nvml: Any = None) -> dict[str, Any]:
-    gpus = detect_gpus(nvml)
+    """Everything about this machine's devices. ``cuda_available`` is torch's view (can models use CUDA);
+    ``nvml_gpu_count`` is NVML's (GPUs the driver knows); ``cuda`` holds both and the reason."""
+    nvml_gpus = [parse_gpu(i, raw) for i, raw in enumerate(read_nvml(nvml))]
+    gpus = nvml_gpus or torch_gpus()
+    cuda = cuda_status(len(nvml_gpus))
     cpu = cpu_info()
     mps = mps_available()
     try:
         import torch
 
-        torch_info = {"version": torch.__version__, "cuda_available": torch.cuda.is_available(), "cuda_version": torch.version.cuda, "threads": torch.get_num_threads()}
+        threads = torch.get_num_threads()
     except ImportError:
-        torch_info = {"version": None, "cuda_available": False, "cuda_version": None, "threads": None}
+        threads = None
+    torch_info = {"version": cuda.torch_version, "cuda_available": cuda.torch_cuda_available,
+                  "cuda_version": cuda.torch_cuda_build, "threads": threads}
     return {
         "gpus": [g.to_dict() for g in gpus],
         "gpu_count": len(gpus),
         "best_gpu": best_gpu(gpus).to_dict() if gpus else None,
+        "cuda_available": cuda.cuda_available,
+        "torch_cuda_available": cuda.torch_cuda_available,
+        "nvml_gpu_count": cuda.nvml_gpu_count,
+        "cuda": cuda.to_dict(),
         "mps_available": mps,
         "cpu": cpu,
         "torch": torch_info,
-        "recommendation": asdict(recommend(gpus, cpu, mps)),
+        "recommendation": asdict(recommend(gpus, cpu, mps, cuda.torch_cuda_available)),
     }
 
 
@@ -278,6 +350,7 @@ def report_text(report: dict[str, Any]) -> str:
     lines = ["Kiln device report", "=================="]
     torch_info = report["torch"]
     lines.append(f"torch {torch_info['version']}  CUDA available: {torch_info['cuda_available']}  CUDA: {torch_info['cuda_version']}")
+    lines.append(f"NVML GPUs: {report['nvml_gpu_count']}  ({report['cuda']['reason']})")
     cpu = report["cpu"]
     lines.append(
         f"CPU: {cpu['model']} ({cpu['physical_cores']} physical / {cpu['logical_cores']} logical cores, "

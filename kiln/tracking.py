@@ -15,6 +15,8 @@ from kiln.files import replace_duplicates_with_links
 from kiln.store import StoredModel
 
 CHAMPION = "champion"
+# The orchestrator run that made an MLflow run (or registered a model version): dagster-mlflow's tag name too.
+DAGSTER_RUN_TAG = "dagster_run_id"
 SHA_TAG = "kiln.sha256"
 METRIC_TAG = "kiln.primary_metric"
 METRIC_VALUE_TAG = "kiln.primary_metric_value"
@@ -36,11 +38,16 @@ class Registration:
 
 
 class Tracker:
-    def __init__(self, tracking_uri: str, artifact_root: Path, experiment: str, ui_url: str = ""):
+    """MLflow for one caller. ``run_tags`` go on every run it creates and every model version it registers
+    (the pipeline puts the Dagster run id there, so each MLflow record names the run that made it)."""
+
+    def __init__(self, tracking_uri: str, artifact_root: Path, experiment: str, ui_url: str = "",
+                 run_tags: dict[str, str] | None = None):
         self.tracking_uri = tracking_uri
         self.artifact_root = Path(artifact_root)
         self.experiment = experiment
         self.ui_url = ui_url.rstrip("/")
+        self.run_tags = dict(run_tags or {})
 
     @property
     def client(self):
@@ -59,12 +66,15 @@ class Tracker:
 
     @contextmanager
     def run(self, run_name: str, run_id: str | None = None, tags: dict[str, str] | None = None) -> Iterator[Any]:
-        """An active MLflow run (new, or resumed when ``run_id`` is given)."""
+        """An active MLflow run: new (tagged with ``run_tags`` and ``tags``), or resumed when ``run_id`` is given
+        (its tags stay those of the run that created it)."""
         import mlflow
 
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
         experiment_id = self.experiment_id()
+        if run_id is None:
+            tags = {**self.run_tags, **(tags or {})}
         with mlflow.start_run(run_id=run_id, experiment_id=None if run_id else experiment_id, run_name=run_name, tags=tags) as active:
             yield active
 
@@ -97,6 +107,9 @@ class Tracker:
 
     def run_metrics(self, run_id: str) -> dict[str, float]:
         return dict(self.client.get_run(run_id).data.metrics)
+
+    def run_tag(self, run_id: str, key: str) -> str | None:
+        return self.client.get_run(run_id).data.tags.get(key)
 
     def registered_version_for(self, name: str, sha256: str):
         """The registry version that already holds exactly these weights, if any."""
@@ -173,7 +186,7 @@ class Tracker:
         version = mlflow.register_model(
             info.model_uri,
             model.name,
-            tags={SHA_TAG: model.sha256, METRIC_TAG: primary_metric, METRIC_VALUE_TAG: str(value)},
+            tags={**self.run_tags, SHA_TAG: model.sha256, METRIC_TAG: primary_metric, METRIC_VALUE_TAG: str(value)},
         )
         return self.client.get_model_version(model.name, version.version)
 

@@ -9,7 +9,7 @@ import dagster as dg
 
 from kiln.catalog import Catalog, load_catalog
 from kiln.store import ModelStore, StoredModel
-from kiln.tracking import Registration, Tracker
+from kiln.tracking import DAGSTER_RUN_TAG, Registration, Tracker
 
 
 class KilnWorkspace(dg.ConfigurableResource):
@@ -44,15 +44,23 @@ class MLflowTracking(dg.ConfigurableResource):
     experiment: str = "kiln"
     ui_url: str = "http://127.0.0.1:5000"
 
-    def tracker(self) -> Tracker:
-        return Tracker(self.tracking_uri, Path(self.artifact_root), self.experiment, self.ui_url)
+    def tracker(self, context: dg.AssetExecutionContext | None = None) -> Tracker:
+        """A tracker whose new runs and registered versions carry ``dagster_run_id``: the run of ``context``."""
+        tags = {DAGSTER_RUN_TAG: context.run.run_id} if context is not None else {}
+        return Tracker(self.tracking_uri, Path(self.artifact_root), self.experiment, self.ui_url, run_tags=tags)
 
 
 class BentoModelStore(dg.ConfigurableResource):
     """BentoML's model store (``BENTOML_HOME/models``). Weights are hard-linked in, never copied twice."""
 
-    def import_champion(self, model: StoredModel, registration: Registration) -> tuple[str, bool]:
-        """Make the registry's champion (``model``, stored in Kiln) servable. Returns (bento model tag, reused)."""
+    def import_champion(self, model: StoredModel, registration: Registration, dagster_run_id: str = "",
+                        training_dagster_run_id: str | None = None) -> tuple[str, bool]:
+        """Make the registry's champion (``model``, stored in Kiln) servable. Returns (bento model tag, reused).
+
+        Labels name its lineage: ``mlflow_run_id`` (the champion's MLflow run), ``dagster_run_id`` (the Dagster
+        run that packaged it) and ``training_dagster_run_id`` (the one that made its MLflow run, i.e. trained or
+        fetched it; absent when that run has no such tag). A reused model keeps the labels of its first import.
+        """
         import bentoml
 
         from kiln.files import link_tree, replace_duplicates_with_links
@@ -72,6 +80,10 @@ class BentoModelStore(dg.ConfigurableResource):
             "mlflow_run_id": registration.champion_run_id,
             "sha256": model.sha256[:32],
         }
+        if dagster_run_id:
+            labels[DAGSTER_RUN_TAG] = dagster_run_id
+        if training_dagster_run_id:
+            labels[TRAINING_DAGSTER_RUN_LABEL] = training_dagster_run_id
         with bentoml.models.create(f"{name}:{version}", labels=labels, metadata={"kiln": model.to_json()}) as bento_model:
             link_tree(model.path, Path(bento_model.path), skip=(MANIFEST,))
             (Path(bento_model.path) / MANIFEST).write_text((model.path / MANIFEST).read_text())
@@ -113,6 +125,8 @@ class BentoModelStore(dg.ConfigurableResource):
         digest = self.champion_digest()
         models = {name: str(model.tag) for name, model in champions.items()}
         runs = {name: model.info.labels.get("mlflow_run_id", "") for name, model in champions.items()}
+        trained_by = {name: model.info.labels[TRAINING_DAGSTER_RUN_LABEL] for name, model in champions.items()
+                      if model.info.labels.get(TRAINING_DAGSTER_RUN_LABEL)}
         config = yaml.safe_load((workspace / "bentofile.yaml").read_text())
         try:
             existing_bentos = bentoml.bentos.list(config["name"])
@@ -123,6 +137,7 @@ class BentoModelStore(dg.ConfigurableResource):
                 return BuiltBento(str(existing.tag), True, models, runs, str(existing.path))
         labels = {"kiln_champions": digest, "dagster_run_id": dagster_run_id}
         labels |= {f"mlflow_run_id.{name}": run for name, run in runs.items()}
+        labels |= {f"{TRAINING_DAGSTER_RUN_LABEL}.{name}": run for name, run in trained_by.items()}
         built = bentoml.bentos.build(
             service=config["service"],
             name=config["name"],
@@ -145,6 +160,10 @@ class BuiltBento:
     models: dict[str, str] = field(default_factory=dict)
     mlflow_runs: dict[str, str] = field(default_factory=dict)
     path: str = ""
+
+
+# Bento model label: the Dagster run that made the champion's MLflow run (trained or fetched it).
+TRAINING_DAGSTER_RUN_LABEL = "training_dagster_run_id"
 
 
 def bento_model_name(kiln_name: str) -> str:

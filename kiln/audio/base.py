@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from kiln.audio.io import Audio
+from kiln.errors import ModelNotAvailable
 
 
 def base_language(code: str | None) -> str:
@@ -84,6 +85,29 @@ class Unavailable(Exception):
     """Raised by an engine's loader when its model is not present; the message says how to get it."""
 
 
+# Every Whisper model name openai-whisper and faster-whisper download by (whisper.available_models() and
+# faster_whisper.available_models(); listed here so naming one costs no import).
+WHISPER_SIZES = (
+    "tiny.en", "tiny", "base.en", "base", "small.en", "small", "medium.en", "medium", "large-v1", "large-v2",
+    "large-v3", "large", "large-v3-turbo", "turbo", "distil-large-v2", "distil-medium.en", "distil-small.en",
+    "distil-large-v3", "distil-large-v3.5",
+)
+
+
+def whisper_size(name: str | None) -> str | None:
+    """The Whisper model size a name means, or None: 'whisper-base', 'whisper_base', 'openai/whisper-base',
+    'Systran/faster-whisper-base', 'base' -> 'base'; 'tiny.en', 'whisper-tiny-en' -> 'tiny.en'."""
+    if not name:
+        return None
+    value = name.strip().lower().rsplit("/", 1)[-1].replace("_", "-")
+    for prefix in ("faster-whisper-", "whisper-"):
+        if value.startswith(prefix):
+            value = value[len(prefix):]
+    if value.endswith("-en"):
+        value = value[:-3] + ".en"
+    return value if value in WHISPER_SIZES else None
+
+
 class TTSEngine(ABC):
     name: str
     description: str = ""
@@ -106,6 +130,10 @@ class TTSEngine(ABC):
     def synthesize(self, text: str, voice: Voice, rate: float = 1.0, pitch: float = 0.0) -> Audio:
         """One chunk of normalized text to audio (rate/pitch only if native_*)."""
 
+    def unusable(self) -> dict[str, str]:
+        """Voices whose model is present but cannot run, with why (e.g. the missing file)."""
+        return {}
+
 
 class STTEngine(ABC):
     name: str
@@ -118,6 +146,48 @@ class STTEngine(ABC):
 
     def languages(self) -> list[str]:
         return ["en"]
+
+    def model_size(self, model: str) -> str | None:
+        """The Whisper size ``model`` is: as the engine recorded it (``sizes``, e.g. from a checkpoint's file
+        name), else read from the name itself (see ``whisper_size``); None when it is not a Whisper model."""
+        return getattr(self, "sizes", {}).get(model) or whisper_size(model)
+
+    def model_languages(self, model: str) -> list[str]:
+        """What ``model`` hears: Whisper's '.en' checkpoints hear English only."""
+        english_only = model.endswith(".en") or (self.model_size(model) or "").endswith(".en")
+        return ["en"] if english_only else self.languages()
+
+    def find_model(self, requested: str) -> str | None:
+        """The model this engine holds under ``requested``: its own name, or the same Whisper size by any spelling."""
+        wanted = requested.strip().lower()
+        for model in self.models():
+            if model.lower() == wanted:
+                return model
+        size = whisper_size(requested)
+        return next((m for m in self.models() if size is not None and self.model_size(m) == size), None)
+
+    def how_to_get(self, model: str) -> str:
+        """Where the files of ``model`` come from and where they go for this engine."""
+        return f"Engine '{self.name}' has no model '{model}'. Models: {', '.join(self.models())}."
+
+    def resolve(self, model: str | None, language: str | None = None) -> str:
+        """The model that will run: the one named (by any spelling of its name or Whisper size), or the default
+        for ``language``. A named model this engine does not hold is a 503 saying how to get it."""
+        if not model:
+            return self.default_model(language)
+        found = self.find_model(model)
+        if found is None:
+            raise ModelNotAvailable(model, self.how_to_get(model))
+        return found
+
+    def default_model(self, language: str | None = None) -> str:
+        """The model that runs when none is named: the first one that hears ``language``."""
+        wanted = base_language(language)
+        if wanted:
+            for model in self.models():
+                if wanted in self.model_languages(model):
+                    return model
+        return self.models()[0]
 
     @abstractmethod
     def transcribe(self, audio: Audio, language: str | None = None, model: str | None = None,

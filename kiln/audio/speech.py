@@ -199,19 +199,22 @@ class Speech:
     # --- recognition ---
     def transcribe(self, data: bytes, language: str | None = None, engine: str | None = None,
                    model: str | None = None, word_timestamps: bool = False) -> dict[str, Any]:
+        """Speech to text. ``model`` names a model across engines (a stored model's name, or a Whisper size by
+        any spelling: 'whisper-base', 'base', 'tiny.en'); a named model that is not stored is a 503
+        (ModelNotAvailable) saying how to get it, never another model's answer. The result's ``engine`` and
+        ``model`` are what really ran; ``requested_model`` is what was asked for (None: the default)."""
         started = time.perf_counter()
         if len(data) > self.settings.audio_max_upload_mb * 1024 * 1024:
             raise InvalidInput("file", f"larger than {self.settings.audio_max_upload_mb} MB")
-        chosen = self.registry.route_stt(language, engine)
-        if model and model not in chosen.models():
-            raise InvalidInput("model", f"engine '{chosen.name}' has no model '{model}'. Models: {', '.join(chosen.models())}")
+        chosen, chosen_model = self.registry.resolve_stt(language, engine, model)
         audio = io.decode(data)
         audio = io.Audio(io.resample(audio.samples, audio.sample_rate, chosen.sample_rate), chosen.sample_rate)
         with engine_call(self.stt_counters, chosen.name, "transcribe"):
-            result = chosen.transcribe(audio, language=language, model=model, word_timestamps=word_timestamps)
+            result = chosen.transcribe(audio, language=language, model=chosen_model, word_timestamps=word_timestamps)
         elapsed = time.perf_counter() - started
         self.stt_counters.record(chosen.name, audio.duration, elapsed)
         body = result.to_dict()
+        body["requested_model"] = model or None
         body["processing_time"] = round(elapsed, 4)
         return body
 

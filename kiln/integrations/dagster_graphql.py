@@ -90,9 +90,11 @@ class DagsterGraphQL:
         ended = sum(1 for s in stats if s.get("status") in ("SUCCESS", "FAILURE", "SKIPPED"))
         return run["status"], ended, len(run.get("stepKeysToExecute") or stats)
 
-    def launch_asset(self, asset: str, partition: str) -> str:
+    def launch_asset(self, asset: str, partition: str, config: dict[str, Any] | None = None) -> str:
+        """Launch a run materializing ``asset[partition]``; ``config`` is that asset's run config (its ``config:``)."""
         selector = {**self.asset_job(asset), "assetSelection": [{"path": [asset]}]}
-        return self._launch({"selector": selector, "runConfigData": {},
+        run_config = {"ops": {asset: {"config": config}}} if config else {}
+        return self._launch({"selector": selector, "runConfigData": run_config,
                              "executionMetadata": {"tags": [{"key": "dagster/partition", "value": partition},
                                                             {"key": "kiln/launched_by", "value": "api"}]}})
 

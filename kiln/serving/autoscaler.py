@@ -36,6 +36,7 @@ class Autoscaler:
         scale_up_utilization: float = 0.75,
         scale_down_idle_seconds: float = 60.0,
         can_grow: Callable[[str], bool] | None = None,
+        on_scale: Callable[[dict[str, Any]], None] | None = None,
     ):
         self.discover = discover
         self.loader = loader
@@ -45,6 +46,7 @@ class Autoscaler:
         self.scale_up_utilization = scale_up_utilization
         self.scale_down_idle_seconds = scale_down_idle_seconds
         self.can_grow = can_grow
+        self.on_scale = on_scale
         self.window_seconds = window_seconds
         self.clock = clock
         self.specs: dict[str, Any] = dict(discover())
@@ -80,6 +82,7 @@ class Autoscaler:
                 pool.grow_at_utilization = self.scale_up_utilization
                 if self.can_grow is not None:
                     pool.can_grow = lambda: self.can_grow(name)
+                pool.on_scale = self.on_scale
                 self.pools[name] = pool
             return pool
 
@@ -100,8 +103,9 @@ class Autoscaler:
 
     def start(self, interval_seconds: float) -> None:
         """Run ``reap()`` every ``interval_seconds`` in a daemon thread."""
-        if self._thread is not None or (self.idle_ttl_seconds <= 0 and self.autoscale_max_instances <= 1):
+        if (self._thread is not None and self._thread.is_alive()) or (self.idle_ttl_seconds <= 0 and self.autoscale_max_instances <= 1):
             return
+        self._stop.clear()
 
         def loop() -> None:
             while not self._stop.wait(interval_seconds):

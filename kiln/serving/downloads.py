@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kiln.catalog import CatalogEntry
-from kiln.errors import KilnError, NotFound
+from kiln.errors import InvalidInput, KilnError, NotFound
 from kiln.files import directory_size
 from kiln.integrations.dagster_graphql import DagsterGraphQL
 from kiln.serving.download_records import DownloadRecords
@@ -140,17 +140,30 @@ class DownloadManager:
         return mine
 
     def start(self, entry: CatalogEntry, in_catalog: bool, options: dict[str, Any] | None = None) -> tuple[Download, bool]:
-        """Start fetching ``entry``; returns (download, started). An active download of it is returned as is."""
+        """Start fetching ``entry``; returns (download, started). An active download of it is returned as is.
+
+        ``options`` are recorded with the download; the one that acts is ``include_vocoder`` (bool): fetch the
+        vocoder too, into the stored model's vocoder/ folder. Where it cannot apply this raises
+        VocoderNotApplicable (422, field include_vocoder) before anything starts.
+        """
+        from kiln.sources import vocoder_source
+
+        options = dict(options or {})
+        include_vocoder = options.get("include_vocoder", False)
+        if not isinstance(include_vocoder, bool):
+            raise InvalidInput("include_vocoder", "must be true or false")
+        vocoder_source(entry, include_vocoder)  # refuse now, not in a background failure
         existing = self.active(entry.name)
         if existing is not None:
             return existing, False
         download = Download(
             id=uuid.uuid4().hex, model_name=entry.name, source=entry.source, model_id=entry.id, task=entry.task,
-            via="background", expected_bytes=expected_bytes(entry), options=options or {},
+            via="background", expected_bytes=expected_bytes(entry), options=options,
         )
         if in_catalog and self.dagster is not None and self.dagster.available():
             download.via = "dagster"
-            download.dagster_run_id = self.dagster.launch_asset(self.asset, entry.name)
+            config = {"include_vocoder": True} if include_vocoder else None  # raw_model's RawModelConfig
+            download.dagster_run_id = self.dagster.launch_asset(self.asset, entry.name, config)
             download.dagster_run_url = f"{self.dagster.url}/runs/{download.dagster_run_id}"
             download.started = time.time()
             download.message = f"Dagster run {download.dagster_run_id} launched for {self.asset}[{entry.name}]"
@@ -168,7 +181,7 @@ class DownloadManager:
         download.state, download.started, download.message = "running", time.time(), f"Fetching {entry.source}:{entry.id}"
         self._save(download)
         try:
-            model, reused = fetch(entry, self.store)
+            model, reused = fetch(entry, self.store, include_vocoder=download.options.get("include_vocoder", False))
         except Exception as exc:
             download.state, download.message = "failed", str(exc) if isinstance(exc, KilnError) else f"{type(exc).__name__}: {exc}"
             log.warning("download failed", extra={"download_id": download.id, "error": download.message})

@@ -76,6 +76,9 @@ class InstancePool:
         self.instances: list[Instance] = []
         self.loading = 0
         self.post_load: Callable[[Any], Any] | None = None  # e.g. an optimization, re-applied on reload
+        # Told of every change of the instance count: {action, from_replicas, to_replicas, trigger, reason}.
+        # Called holding the pool's lock: it must only hand the change on (e.g. to a queue).
+        self.on_scale: Callable[[dict[str, Any]], None] | None = None
         self.optimization: dict[str, Any] | None = None
         self._cond = threading.Condition()
         self._waiters: list[tuple[int, int]] = []
@@ -147,8 +150,11 @@ class InstancePool:
                                 self.hits += 1
                             return idle
                         if len(self.instances) + self.loading < self.target:
+                            first = not self.instances and not self.loading
                             cold = cold or not self.instances
                             self._load_locked()
+                            if first:
+                                self._scaled("scale_up", 0, len(self.instances), "demand", "a request for an unloaded model")
                             continue
                     remaining = None if deadline is None else deadline - self.clock()
                     if remaining is not None and remaining <= 0:
@@ -235,13 +241,22 @@ class InstancePool:
         self._utilization_mark = (now, self.busy_seconds)
         utilization = (self.busy_seconds - busy_then) / ((now - since) * max(1, len(self.instances)))
         if utilization >= self.grow_at_utilization and self._may_grow() and self.can_grow():
-            self._grow()
+            self._grow(utilization)
 
-    def _grow(self) -> None:
+    def _scaled(self, action: str, before: int, after: int, trigger: str, reason: str) -> None:
+        if self.on_scale is not None and before != after:
+            metrics = {"queue_depth": len(self._waiters), "busy_instances": sum(i.busy for i in self.instances),
+                       "requests": self.hits + self.misses}
+            self.on_scale({"service": self.name, "action": action, "from_replicas": before, "to_replicas": after,
+                           "trigger": trigger, "reason": reason, "metrics": metrics})
+
+    def _grow(self, utilization: float = 1.0) -> None:
         """Add one instance, loaded in a background thread while the others keep serving. Lock held."""
         self.target += 1
         self.scale_ups += 1
         self.loading += 1
+        self._scaled("scale_up", len(self.instances), len(self.instances) + 1, "load",
+                     f"instances busy {utilization:.0%} of the last second")
 
         def load() -> None:
             started = time.perf_counter()
@@ -271,6 +286,9 @@ class InstancePool:
                     self.target -= 1
                     dropped += 1
             self.scale_downs += dropped
+            if dropped:
+                self._scaled("scale_down", len(self.instances) + dropped, len(self.instances), "idle",
+                             f"instances the load added were idle for {idle_seconds:g} s")
         return dropped
 
     def _remove(self, instance: Instance) -> None:
@@ -304,6 +322,8 @@ class InstancePool:
                     self._remove(instance)
                     removed += 1
             self._cond.notify_all()
+            self._scaled("scale_up" if target > before else "scale_down", before, target, "manual",
+                         f"held at {target} instance(s) by POST /autoscaler/scale")
             return {"before": before, "loaded": loaded, "unloaded": removed, "retiring": retiring, "instances": len(self.instances)}
 
     def load(self) -> dict[str, Any]:
@@ -323,6 +343,7 @@ class InstancePool:
                     removed += 1
             self.target = self.floor = 1
             self._cond.notify_all()
+            self._scaled("scale_down", before, 0, "manual", "unloaded")
         return {"before": before, "unloaded": removed, "retiring": retiring, "instances": before - removed}
 
     def reap_idle(self, ttl_seconds: float) -> int:
@@ -337,6 +358,9 @@ class InstancePool:
             self.idle_unloads += len(stale)
             if not self.instances:  # scaled to zero: the next lease starts again from the floor
                 self.target = self.floor
+            if stale:
+                self._scaled("scale_down", len(self.instances) + len(stale), len(self.instances), "idle",
+                             f"idle for {ttl_seconds:g} s (KILN_IDLE_TTL_SECONDS)")
             return len(stale)
 
     def transform(self, change: Callable[[Any], Any], description: dict[str, Any]) -> int:

@@ -29,8 +29,12 @@ class Worker:
     """``discover()`` gives the servable models {name: spec with ``.name``}; ``load(spec)`` loads one engine."""
 
     def __init__(self, settings: Settings, discover: Callable[[], dict[str, Any]], load: Callable[[Any], Any]):
+        from kiln.db import Database
+        from kiln.serving.scaling_log import ScalingLog
+
         self.settings = settings
         self.load_engine = load
+        self.scaling = ScalingLog(Database(settings.records_database_url))
         self.described: dict[str, dict[str, Any]] = {}
         # Threads for the extra instances a split batch runs on (the calling thread runs the first).
         self.executor = ThreadPoolExecutor(max(1, settings.max_instances - 1), thread_name_prefix="kiln-split")
@@ -44,6 +48,7 @@ class Worker:
             scale_up_utilization=settings.scale_up_utilization,
             scale_down_idle_seconds=settings.scale_down_idle_seconds,
             can_grow=self._has_memory_for_one_more,
+            on_scale=self.scaling.record,
         )
 
     def start(self) -> None:
@@ -57,6 +62,7 @@ class Worker:
 
     def stop(self) -> None:
         self.autoscaler.stop()
+        self.scaling.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     def _load(self, spec: Any) -> Any:

@@ -2,6 +2,8 @@
 and render the papermill report notebook."""
 
 
+from pathlib import Path
+
 import dagster as dg
 
 from kiln.engines import load_engine
@@ -34,7 +36,7 @@ def evaluation(
     context: dg.AssetExecutionContext, finetuned_model: StoredModel, kiln: KilnWorkspace, mlflow: MLflowTracking
 ):
     entry = kiln.catalog().get(context.partition_key)
-    tracker = mlflow.tracker()
+    tracker = mlflow.tracker(context)
     candidate = finetuned_model
     engine = load_engine(candidate.task, candidate.path, entry.name)
     metrics = evaluate(engine, kiln.workspace, candidate.info.get("dataset_path"))
@@ -42,14 +44,12 @@ def evaluation(
     with tracker.run(run_name=entry.name, run_id=run_id):
         tracker.log_metrics({f"eval_{key}": value for key, value in metrics.items()})
         if hasattr(engine, "labels") and f"confusion_{engine.labels[0]}_{engine.labels[0]}" in metrics:
-            import matplotlib.pyplot as plt
-
             import mlflow as mlflow_lib
+
             from kiln.evaluation import confusion_matrix_figure
 
             figure = confusion_matrix_figure(metrics, engine.labels, f"{entry.name}: accuracy {metrics['accuracy']:.3f}")
             mlflow_lib.log_figure(figure, "evaluation/confusion_matrix.png")
-            plt.close(figure)
     context.log.info(f"{entry.name}: {metrics}")
     value = metrics[entry.primary_metric]
     yield dg.Output(
@@ -82,29 +82,10 @@ def evaluation(
 def evaluation_report(
     context: dg.AssetExecutionContext, finetuned_model: StoredModel, kiln: KilnWorkspace, mlflow: MLflowTracking
 ) -> dg.Output[str]:
-    import papermill
-
     entry = kiln.catalog().get(context.partition_key)
     candidate = finetuned_model
-    out_dir = kiln.scratch("reports") / entry.name
-    out_dir.mkdir(parents=True, exist_ok=True)
-    executed = out_dir / f"evaluation_report-{candidate.version}.ipynb"
-    papermill.execute_notebook(
-        str(kiln.workspace / REPORT_NOTEBOOK),
-        str(executed),
-        parameters={
-            "model_name": entry.name,
-            "model_path": str(candidate.path),
-            "task": candidate.task,
-            "workspace": str(kiln.workspace),
-            "dataset_path": candidate.info.get("dataset_path") or "",
-        },
-        kernel_name="python3",
-        cwd=str(out_dir),  # never the checkout: a folder named onnx there would shadow the onnx package
-        progress_bar=False,
-    )
-    html = _to_html(executed)
-    tracker = mlflow.tracker()
+    executed, html = render_report(kiln.workspace, candidate, entry.name, kiln.scratch("reports") / entry.name)
+    tracker = mlflow.tracker(context)
     run_id = candidate.info["mlflow_run_id"]
     with tracker.run(run_name=entry.name, run_id=run_id):
         import mlflow as mlflow_lib
@@ -122,6 +103,29 @@ def evaluation_report(
             "mlflow_artifact": f"reports/{executed.name}",
         },
     )
+
+
+def render_report(workspace: Path, model: StoredModel, name: str, out_dir: Path) -> tuple[Path, Path | None]:
+    """Execute the report notebook for ``model`` with papermill into ``out_dir``: (executed notebook, HTML copy)."""
+    import papermill
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    executed = out_dir / f"evaluation_report-{model.version}.ipynb"
+    papermill.execute_notebook(
+        str(workspace / REPORT_NOTEBOOK),
+        str(executed),
+        parameters={
+            "model_name": name,
+            "model_path": str(model.path),
+            "task": model.task,
+            "workspace": str(workspace),
+            "dataset_path": model.info.get("dataset_path") or "",
+        },
+        kernel_name="python3",
+        cwd=str(out_dir),  # never the checkout: a folder named onnx there would shadow the onnx package
+        progress_bar=False,
+    )
+    return executed, _to_html(executed)
 
 
 def _to_html(notebook):

@@ -5,7 +5,7 @@ import dagster as dg
 
 from kiln.recipes import get_recipe
 from kiln.settings import get_settings
-from kiln.sources import fetch
+from kiln.sources import fetch, vocoder_source
 from kiln.store import StoredModel, fingerprint_of
 from pipelines.partitions import catalog_models
 from pipelines.resources import KilnWorkspace, MLflowTracking
@@ -20,6 +20,7 @@ class RawModelConfig(dg.Config):
     batch_size: int = 64
     seed: int = 0
     hf_token: str | None = None  # default: KILN_HF_TOKEN (prefer it: run config is visible in the UI)
+    include_vocoder: bool = False  # text-to-speech: also fetch the vocoder into vocoder/ (see kiln.sources.vocoder_source)
 
 
 @dg.asset(
@@ -35,7 +36,9 @@ def raw_model(
     context: dg.AssetExecutionContext, config: RawModelConfig, kiln: KilnWorkspace, mlflow: MLflowTracking
 ) -> dg.Output[StoredModel]:
     entry = kiln.catalog().get(context.partition_key)
-    store, tracker = kiln.store(), mlflow.tracker()
+    store, tracker = kiln.store(), mlflow.tracker(context)
+    if config.include_vocoder:
+        vocoder_source(entry, include_vocoder=True)  # refuses models built here (train, finetune) and non-TTS tasks
     if entry.source == "train":
         recipe = get_recipe(entry.id)
         params = recipe.Hyperparameters(
@@ -77,6 +80,7 @@ def raw_model(
             hf_token=config.hf_token or get_settings().hf_token,
             download_dir=kiln.scratch("downloads"),
             progress=progress,
+            include_vocoder=config.include_vocoder,
         )
         if not tracker.run_exists(model.info.get("mlflow_run_id")):
             with tracker.run(run_name=f"fetch {source.name}", tags={"kiln.model": source.name, "kiln.stage": "fetch"}) as run:

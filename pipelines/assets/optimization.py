@@ -66,7 +66,7 @@ def optimized_model(
                 log=context.log.info, rounds=config.rounds,
             )
         stored = store.find(name, fingerprint)
-        tracker = mlflow.tracker()
+        tracker = mlflow.tracker(context)
         with tracker.run(run_name=candidate.name, run_id=candidate.info["mlflow_run_id"]):
             for variant in report.variants:
                 key = variant.name.replace("-", "_")

@@ -6,9 +6,9 @@ import dagster as dg
 
 from kiln.errors import KilnError
 from kiln.store import StoredModel
-from kiln.tracking import Registration
+from kiln.tracking import DAGSTER_RUN_TAG, Registration
 from pipelines.partitions import catalog_models
-from pipelines.resources import BentoModelStore, KilnWorkspace, MLflowTracking
+from pipelines.resources import TRAINING_DAGSTER_RUN_LABEL, BentoModelStore, KilnWorkspace, MLflowTracking
 
 
 @dg.asset(
@@ -33,7 +33,7 @@ def registered_model(
     mlflow: MLflowTracking,
 ):
     entry = kiln.catalog().get(context.partition_key)
-    tracker = mlflow.tracker()
+    tracker = mlflow.tracker(context)
     candidate = finetuned_model
     registration = tracker.register(
         candidate, candidate.info["mlflow_run_id"], entry.primary_metric, evaluation[entry.primary_metric]
@@ -64,10 +64,14 @@ def registered_model(
     partitions_def=catalog_models,
     group_name="package",
     kinds={"bentoml"},
-    description="The champion's weights in BentoML's model store (hard links), labelled with its MLflow run.",
+    description=(
+        "The champion's weights in BentoML's model store (hard links), labelled with its MLflow run and the "
+        "Dagster runs that packaged it (dagster_run_id) and trained or fetched it (training_dagster_run_id)."
+    ),
 )
 def bento_model(
-    context: dg.AssetExecutionContext, registered_model: Registration, kiln: KilnWorkspace, bentoml: BentoModelStore
+    context: dg.AssetExecutionContext, registered_model: Registration, kiln: KilnWorkspace, bentoml: BentoModelStore,
+    mlflow: MLflowTracking,
 ) -> dg.Output[str]:
     store = kiln.store()
     champion = next(
@@ -78,14 +82,20 @@ def bento_model(
             f"The champion of '{context.partition_key}' (registry version {registered_model.champion_version}) "
             "is not in this workspace's model store; re-run raw_model for it."
         )
-    tag, reused = bentoml.import_champion(champion, registered_model)
+    trained_by = mlflow.tracker(context).run_tag(registered_model.champion_run_id, DAGSTER_RUN_TAG)
+    tag, reused = bentoml.import_champion(champion, registered_model, context.run.run_id, trained_by)
     context.log.info(f"{context.partition_key}: BentoML model {tag} ({'reused' if reused else 'imported'})")
+    import bentoml as bentoml_lib
+
+    labels = bentoml_lib.models.get(tag).info.labels  # a reused model keeps the lineage of its first import
     return dg.Output(
         tag,
         metadata={
             "bento_model": tag,
             "registry_version": registered_model.champion_version,
             "mlflow_run_id": registered_model.champion_run_id,
+            "dagster_run_id": labels.get(DAGSTER_RUN_TAG, ""),
+            "training_dagster_run_id": labels.get(TRAINING_DAGSTER_RUN_LABEL, ""),
             "reused": reused,
         },
     )

@@ -53,7 +53,7 @@ def finetuned_model(
     from kiln.finetune import LoraHyperparameters, fingerprint_inputs
 
     entry = kiln.catalog().get(context.partition_key)
-    tracker = mlflow.tracker()
+    tracker = mlflow.tracker(context)
     if entry.source != "finetune":
         return dg.Output(
             raw_model,

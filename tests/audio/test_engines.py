@@ -114,15 +114,17 @@ def test_tiny_whisper_checkpoint_loads_and_detects_a_language(speech, piper_clip
     # Random weights: the words are noise, but the real pipeline ran (language detection, decoding, segments).
     assert result["engine"] == "whisper" and result["model"] == "tiny-whisper"
     assert isinstance(result["language"], str) and 0 < result["language_probability"] <= 1
-    with pytest.raises(InvalidInput, match="model"):
+    with pytest.raises(ModelNotAvailable, match="large-v3.pt"):  # a Whisper size not stored: how to get it
         speech.transcribe(piper_clips[0], engine="whisper", model="large-v3")
+    with pytest.raises(InvalidInput, match="model"):  # not a Whisper model, not stored: nothing to get
+        speech.transcribe(piper_clips[0], engine="whisper", model="no-such-model")
 
 
 def test_absent_models_answer_503_naming_how_to_get_them(tmp_path):
     empty = Speech(Settings(home=tmp_path, audio_tts_engines="transformers,espeak", audio_stt_engines="whisper,pocketsphinx"))
     with pytest.raises(ModelNotAvailable) as error:
         empty.synthesize("hello", engine="transformers")
-    assert error.value.status_code == 503 and "kiln pipeline" in error.value.message
+    assert error.value.status_code == 503 and "/models/download" in error.value.message and "kiln pipeline" in error.value.message
     with pytest.raises(ModelNotAvailable) as error:
         empty.transcribe(b"unused", engine="whisper")
     assert "checkpoint" in error.value.message and "speech-recognition" in error.value.message

@@ -51,6 +51,7 @@ def test_example_predicts_real_digits(client):
     assert info["model"] == "example" and info["device"] == "cpu" and info["version"] == "1"
     assert response.headers["X-Model-Version"] == "1"
     assert response.headers["X-MLflow-Run-Id"] == info["mlflow_run_id"] and len(info["mlflow_run_id"]) == 32
+    assert info["dagster_run_id"] and response.headers["X-Dagster-Run-Id"] == info["dagster_run_id"]  # the run that made it
 
 
 def test_single_input_returns_one_result(client):

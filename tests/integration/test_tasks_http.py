@@ -95,9 +95,11 @@ def test_kill_9_of_a_worker_fails_its_task_and_loses_no_other(home):
                 for task in waiting:
                     assert wait_status(client, task.id, ("completed", "failed")).status == "completed"
                 retried = client.tasks.retry(victim.id)
-                assert retried.retry_count == 1
-                client.tasks.update(victim.id, title="victim, again")
+                assert retried.retry_count == 1 and retried.status == "pending"
+                again = wait_status(client, victim.id, ("running",))
+                assert again.worker_id != lost.worker_id  # the new worker runs it
                 client.tasks.cancel(victim.id)
+                assert wait_status(client, victim.id, ("cancelled",), timeout=10).status == "cancelled"
             finally:
                 stop(second)
     finally:

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from mlflow import MlflowClient
 
 from kiln.settings import get_settings
 from kiln.store import ModelStore
-from mlflow import MlflowClient
 from pipelines.run import run_pipeline
 
 pytestmark = pytest.mark.slow
@@ -86,3 +86,34 @@ def test_a_model_below_its_floor_is_not_registered(built_workspace, tmp_path: Pa
     assert checks.pop("meets_floor") is False and all(checks.values())  # only the floor fails (data checks pass)
     materialized = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
     assert materialized == {"raw_model", "sentiment_dataset", "finetuned_model", "evaluation"}
+
+
+def first_materialization(instance: dg.DagsterInstance, asset: str, partition: str):
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1, ascending=True
+    ).records
+    assert records, f"{asset}[{partition}] was never materialized"
+    return records[0]
+
+
+def test_mlflow_runs_and_bento_models_name_the_dagster_run_that_made_them(built_workspace):
+    import bentoml
+
+    settings = get_settings()
+    client = MlflowClient(settings.tracking_uri, settings.tracking_uri)
+    for model in ("example", "minilm"):
+        champion = client.get_model_version_by_alias(model, "champion")
+        made_by = client.get_run(champion.run_id).data.tags["dagster_run_id"]
+        # the run that first materialized raw_model for this model created its MLflow run (trained or fetched it)
+        assert made_by == first_materialization(built_workspace, "raw_model", model).run_id
+        assert built_workspace.get_run_by_id(made_by).tags["dagster/partition"] == model
+        registered_by = first_materialization(built_workspace, "registered_model", model).run_id
+        assert champion.tags["dagster_run_id"] == registered_by
+        packaged = first_materialization(built_workspace, "bento_model", model)
+        tag = packaged.asset_materialization.metadata["bento_model"].value
+        labels = bentoml.models.get(tag).info.labels
+        assert labels["dagster_run_id"] == packaged.run_id
+        assert labels["training_dagster_run_id"] == made_by and labels["mlflow_run_id"] == champion.run_id
+    experiment = client.get_experiment_by_name(settings.mlflow_experiment)
+    runs = [r for r in client.search_runs([experiment.experiment_id]) if r.data.tags.get("kiln.model") in ("example", "minilm")]
+    assert runs and all(run.data.tags.get("dagster_run_id") for run in runs)  # every run the pipeline created

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+from mlflow import MlflowClient
 
 from kiln.settings import get_settings
 from kiln.tracking import METRIC_VALUE_TAG
-from mlflow import MlflowClient
 from pipelines.definitions import ASSET_MODULES, build_resources
 from pipelines.partitions import CATALOG_PARTITIONS
 from pipelines.resources import KilnWorkspace
@@ -85,7 +85,11 @@ def test_the_whole_branch_materializes_with_metadata(first_run):
     assert evaluation["confusion_negative_negative"] + evaluation["confusion_positive_positive"] == round(100 * evaluation["accuracy"])
     optimized = metadata(first_run, "optimized_model")
     assert "| onnx-int8 |" in optimized["table"] and abs(optimized["int8_accuracy_delta"]) <= 0.1
-    assert Path(metadata(first_run, "evaluation_report")["notebook"]).is_file()
+    report = Path(metadata(first_run, "evaluation_report")["notebook"])
+    import nbformat
+
+    shown = [o for c in nbformat.read(str(report), as_version=4).cells for o in c.get("outputs", [])]
+    assert any("image/png" in o.get("data", {}) for o in shown)  # the confusion matrix, rendered
     assert metadata(first_run, "bento_model")["bento_model"].startswith(f"kiln-{MODEL}:")
 
 

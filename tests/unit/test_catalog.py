@@ -55,6 +55,8 @@ def test_unknown_model_names_the_available_ones():
         ("models: [{name: 'Bad Name', source: path, id: x, task: t}]", "name"),
         ("models: [{name: a, source: path, id: x, task: t}, {name: a, source: path, id: y, task: t}]", "Duplicate"),
         ("nothing: here", "models"),
+        ("models: [{name: a, source: package, id: x, task: sentence-embedding, vocoder: y}]", "vocoder: belongs to a text-to-speech"),
+        ("models: [{name: a, source: package, id: x, task: text-to-speech, vocoder: y}]", "fetched from the hub or a path"),
     ],
 )
 def test_invalid_catalogs_are_refused_with_the_reason(tmp_path: Path, text: str, problem: str):

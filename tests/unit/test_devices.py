@@ -63,7 +63,7 @@ def test_parse_tolerates_unsupported_fields():
 def test_best_gpu_prefers_free_memory_and_recommendation_follows():
     gpus = [devices.parse_gpu(0, T4), devices.parse_gpu(1, A100)]
     assert devices.best_gpu(gpus).name == "NVIDIA A100-SXM4-40GB"
-    rec = devices.recommend(gpus, devices.cpu_info())
+    rec = devices.recommend(gpus, devices.cpu_info(), torch_cuda_available=True)
     assert rec.device == "cuda:1" and rec.precision == "bf16"
 
 
@@ -139,6 +139,32 @@ def test_this_machine_has_no_gpu_and_gets_a_cpu_recommendation():
         pytest.skip("this machine has a GPU")
     report = devices.device_report()  # the real pynvml: its library is absent here
     assert report["gpus"] == [] and report["best_gpu"] is None
+    assert report["nvml_gpu_count"] == 0 and report["cuda_available"] is False
     assert report["recommendation"]["device"] == "cpu" and report["cpu"]["logical_cores"] >= 1
     text = devices.report_text(report)
     assert "GPUs: none found" in text and "Recommendation: cpu" in text
+
+
+def test_gpus_nvml_sees_are_not_offered_when_torch_cannot_use_cuda():
+    """This machine's torch is a CPU build: NVML's GPUs are reported apart, never recommended or called usable."""
+    available, _, build, _ = devices.torch_cuda()
+    if available:
+        pytest.skip("this torch can use CUDA")
+    report = devices.device_report(ReplayNVML([A100, T4]))
+    assert report["nvml_gpu_count"] == 2 and report["gpu_count"] == 2
+    assert report["cuda_available"] is False and report["torch_cuda_available"] is False
+    assert report["cuda"]["torch_cuda_build"] == build and report["torch"]["cuda_available"] is False
+    assert "NVML sees 2 NVIDIA GPU(s)" in report["cuda"]["reason"]
+    recommendation = report["recommendation"]
+    assert recommendation["device"] == "cpu" and "cannot use CUDA" in recommendation["reason"]
+    assert "NVIDIA A100-SXM4-40GB" in recommendation["reason"]
+    assert devices.recommend([devices.parse_gpu(0, A100)], devices.cpu_info()).device == "cpu"  # default: ask torch
+    assert "NVML GPUs: 2" in devices.report_text(report)
+
+
+def test_cuda_status_reports_both_views():
+    status = devices.cuda_status(nvml_gpu_count=0)
+    torch_view = devices.torch_cuda()[0]
+    assert status.cuda_available is torch_view and status.to_dict()["cuda_available"] is torch_view
+    assert status.nvml_gpu_count == 0 and status.reason
+    assert devices.cuda_status(nvml=ReplayNVML([T4])).nvml_gpu_count == 1

@@ -17,11 +17,12 @@ router = APIRouter(prefix="/gpu", tags=["gpu"])
 @router.get("/detect", summary="Every GPU found (empty list when there is none)")
 async def detect() -> dict:
     gpus = await run_in_threadpool(devices.detect_gpus)
+    cuda = await run_in_threadpool(devices.cuda_status, len(gpus))
     return {
         "success": True,
         "gpus": [g.to_dict() for g in gpus],
         "count": len(gpus),
-        "cuda_available": bool(gpus),
+        **cuda.to_dict(),  # cuda_available: torch can use CUDA; nvml_gpu_count: what the driver sees
         "mps_available": devices.mps_available(),
         "timestamp": now(),
     }

@@ -29,3 +29,20 @@ def b64(data: bytes) -> str:
 
 def audio_bytes(result: dict[str, Any]) -> bytes:
     return base64.b64decode(result["audio_base64"])
+
+
+AUTO_STT = {"", "default", "auto", "stt"}
+
+
+async def stt_choice(speech: Any, name: str | None, auto: set[str] = AUTO_STT) -> tuple[str | None, str | None]:
+    """A route's model name -> (engine, model) for the audio service: an automatic name picks by language,
+    an STT engine name picks that engine, anything else is a model the core must find stored (whisper-base,
+    tiny.en...) or answer 503 with how to get it; never quietly another model."""
+    if not name or name.strip().lower() in auto:
+        return None, None
+    from kiln.audio.registry import ALIASES
+
+    described = await speech.call("describe")
+    if ALIASES.get(name.lower(), name.lower()) in described["stt"]:
+        return name, None
+    return None, name

@@ -10,7 +10,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, Field
 
-from bentos.api.speech.client import audio_bytes, b64, read_upload
+from bentos.api.speech.client import audio_bytes, b64, read_upload, stt_choice
 from bentos.api.speech.deps import SpeechDep
 from kiln.errors import InvalidInput
 
@@ -82,10 +82,10 @@ async def transcriptions(
     timestamp_granularities: Annotated[list[str] | None, Form(alias="timestamp_granularities[]")] = None,
 ):
     data = await read_upload(file)
-    engine = None if model.lower() in OPENAI_STT_MODELS else model
+    engine, chosen = await stt_choice(speech, model, auto={m.lower() for m in OPENAI_STT_MODELS})
     words = "word" in (timestamp_granularities or [])
     result = await speech.call("transcribe", audio_base64=b64(data), language=language or None,
-                              engine=engine, word_timestamps=words)
+                              engine=engine, model=chosen, word_timestamps=words)
     if response_format == "text":
         return PlainTextResponse(result["text"])
     if response_format == "srt":

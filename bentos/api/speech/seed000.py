@@ -10,19 +10,16 @@ from fastapi import APIRouter, File, Form, UploadFile
 from pydantic import BaseModel, Field, model_validator
 
 from bentos.api.http.timeutil import now
-from bentos.api.speech.client import b64, read_upload
+from bentos.api.speech.client import b64, read_upload, stt_choice
 from bentos.api.speech.deps import SpeechDep
 from bentos.clients import SpeechClient
-from kiln.errors import InvalidInput, ModelNotAvailable
+from kiln.errors import InvalidInput
 
 router = APIRouter(tags=["audio"])
 
-# Hub models seed 000 names; without them in the model store they are a 503 naming how to get them.
-HUB_TTS_MODELS = {
-    "speecht5_tts": "microsoft/speecht5_tts (+ microsoft/speecht5_hifigan in vocoder/)",
-    "bark": "suno/bark-small", "bark_tts": "suno/bark-small", "mms_tts": "facebook/mms-tts-eng",
-    "vits": "facebook/mms-tts-eng",
-}
+# Seed 000's names of hub TTS models -> the transformers family that serves them (a stored voice of
+# that family, or a 503 from the core saying how to get one).
+HUB_TTS_MODELS = {"speecht5_tts": "speecht5", "bark_tts": "bark", "mms_tts": "mms"}
 AUTO = {"", "default", "auto", "tts", "default_tts"}
 
 
@@ -54,6 +51,8 @@ async def resolve_model(speech: SpeechClient, model_name: str, voice: str | None
     name = model_name.strip()
     if name.lower() in AUTO:
         return None, voice
+    if name.lower() in HUB_TTS_MODELS:
+        return HUB_TTS_MODELS[name.lower()], voice
     described = await speech.call("describe")
     from kiln.audio.registry import ALIASES
 
@@ -62,9 +61,6 @@ async def resolve_model(speech: SpeechClient, model_name: str, voice: str | None
     for engine, entry in described["tts"].items():
         if name in entry["voices"]:
             return engine, name
-    if name in HUB_TTS_MODELS:
-        raise ModelNotAvailable(name, f"Get {HUB_TTS_MODELS[name]}: add it to assets/catalog.yaml with task "
-                                      f"text-to-speech and run `kiln pipeline --model {name}` where the hub is reachable.")
     raise InvalidInput("model_name", f"unknown TTS model '{name}'. Engines: {', '.join(described['tts'])}; "
                                      "voices: see /audio/models")
 
@@ -93,15 +89,17 @@ async def _transcribe(speech: SpeechClient, file: UploadFile | None, model_name:
                       enable_timestamps: bool) -> dict:
     started = time.perf_counter()
     data = await read_upload(file)
-    engine = None if model_name.lower() in AUTO | {"whisper-base", "whisper_base", "stt"} else model_name
+    engine, model = await stt_choice(speech, model_name)
     result = await speech.call("transcribe", audio_base64=b64(data), language=language or None,
-                              engine=engine, word_timestamps=enable_timestamps)
+                               engine=engine, model=model, word_timestamps=enable_timestamps)
     return {
         "success": True, "text": result["text"], "segments": result["segments"] if enable_timestamps else [],
         "language": result["language"], "language_probability": result["language_probability"],
         "confidence": result["confidence"], "duration": result["duration"],
         "processing_time": round(time.perf_counter() - started, 4),
-        "model_info": {"model": model_name, "engine": result["engine"], "model_variant": result["model"]},
+        # the model that ran; the one asked for is requested_model
+        "model_info": {"model": result["model"], "engine": result["engine"], "model_variant": result["model"],
+                       "requested_model": model_name},
     }
 
 

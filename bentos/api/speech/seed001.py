@@ -10,7 +10,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 from pydantic import BaseModel, Field
 
 from bentos.api.http.backends import SettingsDep
-from bentos.api.speech.client import audio_bytes, b64, read_upload
+from bentos.api.speech.client import audio_bytes, b64, read_upload, stt_choice
 from bentos.api.speech.deps import SpeechDep
 
 router = APIRouter(prefix="/api/audio", tags=["audio (seed 001)"])
@@ -52,21 +52,7 @@ async def transcribe(
     model: Annotated[str | None, Form(max_length=64, description="Engine or Whisper model size")] = None,
 ) -> dict:
     data = await read_upload(audio or file, "audio")
-    engine, variant = None, None
-    if model and model.lower() not in {"default", "auto"}:
-        described = await speech.call("describe")
-        from kiln.audio.registry import ALIASES
-
-        if ALIASES.get(model.lower(), model.lower()) in described["stt"]:
-            engine = model
-        else:  # a model size/name, e.g. "tiny.en": the engine holding it
-            engine = next((n for n, e in described["stt"].items() if model in e["models"]), None)
-            variant = model
-            if engine is None:
-                from kiln.errors import InvalidInput
-
-                raise InvalidInput("model", f"unknown model '{model}'. Models: "
-                                            + ", ".join(m for e in described["stt"].values() for m in e["models"]))
+    engine, variant = await stt_choice(speech, model)
     result = await speech.call("transcribe", audio_base64=b64(data), language=language or None,
                               engine=engine, model=variant)
     return {"task_id": f"task_audio_{uuid.uuid4().hex[:12]}", "status": "completed", "text": result["text"],

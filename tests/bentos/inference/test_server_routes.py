@@ -115,3 +115,18 @@ def test_log_symlink_out_of_the_folder_is_refused(client, server, tmp_path, log_
 def test_logs_bad_query_is_422(client, server, log_file):
     assert client.get("/logs/kiln-test.log", params={"lines": -3}, headers=server.admin).status_code == 422
     assert client.get("/logs/kiln-test.log", params={"lines": "many"}, headers=server.admin).status_code == 422
+
+
+def test_cuda_is_reported_as_torch_sees_it_apart_from_nvml(client):
+    import torch
+
+    body = client.get("/gpu/detect").json()
+    assert body["cuda_available"] is torch.cuda.is_available() and body["torch_cuda_available"] is torch.cuda.is_available()
+    assert body["nvml_gpu_count"] == body["count"] and body["reason"]
+    if torch.version.cuda is None:
+        assert "CPU-only build" in body["reason"]
+
+
+def test_include_vocoder_for_a_model_without_one_is_refused(client, server):
+    response = client.post("/models/download", json={"name": "unbuilt", "include_vocoder": True}, headers=server.admin)
+    assert response.status_code == 422 and "vocoder" in response.json()["error"]

@@ -222,3 +222,25 @@ def test_tts_metrics_count_real_synthesis(client):
     after = client.get("/metrics/tts").json()["result"]
     assert after["total_requests"] == before["total_requests"] + 1
     assert after["tts"]["espeak"]["audio_seconds"] > before["tts"]["espeak"]["audio_seconds"]
+
+
+# --- honest answers: the model named is the model that runs, or a 503 saying how to get it ---
+
+@pytest.mark.parametrize("path, field", [("/transcribe", "model_name"), ("/api/audio/transcribe", "model"),
+                                         ("/v1/audio/transcriptions", "model")])
+def test_a_named_stt_model_that_is_not_stored_is_503_not_another_model(client, wav, path, field):
+    upload = "audio" if path.startswith("/api/audio") else "file"
+    response = client.post(path, files={upload: ("a.wav", wav)}, data={field: "whisper-base"})
+    assert response.status_code == 503, response.text
+    assert "base" in response.text and ("base.pt" in response.text or "model.bin" in response.text)
+
+
+def test_transcription_names_the_model_that_ran(client, wav):
+    body = client.post("/transcribe", files={"file": ("a.wav", wav)}, data={"model_name": "default"}).json()
+    assert body["model_info"]["model"] == "tiny.en" and body["model_info"]["requested_model"] == "default"
+
+
+@pytest.mark.parametrize("name", ["bark_tts", "mms_tts", "speecht5_tts", "bark", "vits"])
+def test_tts_families_not_stored_are_503(client, name):
+    response = client.post("/synthesize", json={"model_name": name, "inputs": "Hello."})
+    assert response.status_code == 503 and response.json()["success"] is False, response.text

@@ -81,3 +81,18 @@ def test_a_slow_client_loses_its_oldest_events_not_the_server():
 
     kept, dropped = asyncio.run(scenario())
     assert kept == [15, 16, 17, 18, 19] and dropped == 15
+
+
+def test_pool_changes_become_scaling_events(client, server):
+    with client.websocket_connect("/ws/events") as ws:
+        ws.receive_json()
+        import time
+
+        time.sleep(0.5)
+        response = client.post("/autoscaler/scale", params={"model_name": "adder", "target_instances": 2}, headers=server.admin)
+        assert response.status_code == 200
+        seen = receive_until(ws, lambda m: m["type"] == "scaling_event" and m["data"]["service"] == "adder")
+    event = seen[-1]["data"]
+    assert event["trigger"] == "manual" and event["to_replicas"] == 2 and event["action"] == "scale_up"
+    assert "queue_depth" in event["metrics"] and event["timestamp"].endswith("Z")
+    client.post("/autoscaler/scale", params={"model_name": "adder", "target_instances": 1}, headers=server.admin)
