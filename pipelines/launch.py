@@ -5,13 +5,15 @@ GraphQL API instead). The run is recorded in DAGSTER_HOME like any other, so it 
     python -m pipelines.launch --job model_pipeline --partition minilm --run-id <uuid> [--run-config JSON]
 
 Lines: {"event": "step", "step", "status"} as steps end, then {"event": "done", "status", "success"}.
-SIGTERM or SIGINT stop the run: it is recorded as canceled.
+A line "cancel" on stdin (or SIGTERM) stops the run at Dagster's next interrupt point, and the run is
+recorded as canceled.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -31,10 +33,13 @@ def emit(**fields) -> None:
 def follow_steps(instance: dg.DagsterInstance, run_id: str, stop: threading.Event) -> None:
     """Print each step's end as it is written to the event log."""
     cursor, seen = None, set()
-    while not stop.wait(0.5):
+    while True:
+        last = stop.wait(0.5)  # one more read after the run ended: its last steps
         try:
             connection = instance.get_records_for_run(run_id, cursor=cursor)
         except Exception:  # the run is not in the storage yet
+            if last:
+                return
             continue
         cursor = connection.cursor
         for record in connection.records:
@@ -43,6 +48,17 @@ def follow_steps(instance: dg.DagsterInstance, run_id: str, stop: threading.Even
             if kind in STEP_EVENTS and (entry.step_key, kind) not in seen:
                 seen.add((entry.step_key, kind))
                 emit(event="step", step=entry.step_key, status=STEP_EVENTS[kind])
+        if last and not connection.has_more:
+            return
+
+
+def listen_for_cancel(cancelled: threading.Event) -> None:
+    """The parent asks to stop with a line on stdin; Dagster's interrupt handling then ends the steps."""
+    for line in sys.stdin:
+        if line.strip() == "cancel":
+            cancelled.set()
+            os.kill(os.getpid(), signal.SIGINT)
+            return
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,31 +70,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tag", action="append", default=[], help="key=value (repeatable)")
     args = parser.parse_args(argv)
 
+    cancelled = threading.Event()
+
     def interrupt(signum, frame):  # noqa: ARG001
+        cancelled.set()
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
+    threading.Thread(target=listen_for_cancel, args=(cancelled,), daemon=True).start()
     instance = dg.DagsterInstance.get()
     job = defs.resolve_job_def(args.job)
     if args.partition:
         sync_catalog_partitions(instance, [args.partition])
     tags = dict(tag.split("=", 1) for tag in args.tag)
     stop = threading.Event()
-    threading.Thread(target=follow_steps, args=(instance, args.run_id, stop), daemon=True).start()
+    follower = threading.Thread(target=follow_steps, args=(instance, args.run_id, stop), daemon=True)
+    follower.start()
     try:
         result = job.execute_in_process(run_config=json.loads(args.run_config), instance=instance, partition_key=args.partition,
                                         run_id=args.run_id, tags=tags, raise_on_error=False)
     except KeyboardInterrupt:
-        run = instance.get_run_by_id(args.run_id)
-        if run is not None and not run.is_finished:
-            instance.report_run_canceled(run, message="Cancelled by the Kiln task that started it")
-        stop.set()
+        cancelled.set()
+        result = None
+    stop.set()
+    follower.join(timeout=10)
+    run = instance.get_run_by_id(args.run_id)
+    if cancelled.is_set() and run is not None and run.status != dg.DagsterRunStatus.SUCCESS:
+        # Dagster ends an interrupted run as a failure; it was a cancellation
+        instance.report_run_canceled(run, message="Cancelled by the Kiln task that started it")
         emit(event="done", status="CANCELED", success=False)
         return 130
-    stop.set()
-    run = instance.get_run_by_id(args.run_id)
-    emit(event="done", status=run.status.value if run else ("SUCCESS" if result.success else "FAILURE"), success=result.success)
-    return 0 if result.success else 1
+    success = bool(result and result.success)
+    emit(event="done", status=run.status.value if run else ("SUCCESS" if success else "FAILURE"), success=success)
+    return 0 if success else 1
 
 
 if __name__ == "__main__":

@@ -49,7 +49,11 @@ class LaunchedRun:
         if self.graphql is not None:
             self.graphql.terminate(self.run_id)
         elif self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)  # pipelines.launch records the run as canceled
+            try:  # pipelines.launch stops the run at Dagster's next interrupt point and records it canceled
+                self.process.stdin.write(b"cancel\n")
+                self.process.stdin.flush()
+            except (BrokenPipeError, OSError, AttributeError):
+                os.killpg(self.process.pid, signal.SIGTERM)
 
     def wait_process(self, timeout: float | None = None) -> None:
         if self.process is not None:
@@ -87,8 +91,8 @@ def launch(settings: Settings, job: str, partition: str | None, run_config: dict
                "--run-config", json.dumps(run_config or {}), *[f"--tag={k}={v}" for k, v in tags.items()]]
     if partition:
         command += ["--partition", partition]
-    process = subprocess.Popen(command, cwd=settings.workspace, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               start_new_session=True)  # its own group: terminate() stops it and its children
+    process = subprocess.Popen(command, cwd=settings.workspace, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, start_new_session=True)  # its own group: terminate() stops it and its children
     run = LaunchedRun(run_id, "process", f"{ui}/{run_id}", process=process, steps_planned=steps_planned)
     threading.Thread(target=_read_lines, args=(run,), daemon=True, name=f"dagster-run-{run_id[:8]}").start()
     return run

@@ -26,8 +26,11 @@ class TaskCancelled(KilnError):
 
 class TaskContext:
     def __init__(self, task: Task, records: TaskRecords, files: FileStore, client_factory: Callable[[], Any],
-                 progress_seconds: float = 0.5):
+                 progress_seconds: float = 0.5, auth_enabled: bool = False):
+        from kiln.tasks.registry import Inputs
+
         self.task = task
+        self.inputs = Inputs(files, task.owner_id, not auth_enabled or task.owner_id is None)
         self.records = records
         self.files = files
         self._client_factory = client_factory

@@ -45,14 +45,16 @@ def huey_for(settings: Settings) -> Any:
                                      results=False, utc=True)
         else:
             settings.task_queue_file.parent.mkdir(parents=True, exist_ok=True)
+            # No fsync on the queue file: Kiln's records are the truth, and a worker that starts queues again
+            # any waiting task whose message a crash lost (kiln.tasks.worker.requeue_missing).
             huey = SqliteHuey("kiln", filename=str(settings.task_queue_file), results=False, utc=True,
-                              journal_mode="wal", timeout=30, strict_fifo=True)
+                              journal_mode="wal", timeout=30, strict_fifo=True, fsync=False)
 
         @huey.task(name=MESSAGE_NAME)
-        def run_task(task_id: str, dispatch: int) -> None:
+        def run_task(task_id: str, dispatch: int, scheduled: bool = False) -> None:
             if huey.kiln_executor is None:
                 raise RuntimeError("no task runner in this process: start workers with `kiln worker`")
-            huey.kiln_executor.run(task_id, dispatch)
+            huey.kiln_executor.run(task_id, dispatch, scheduled)
 
         huey.kiln_run_task = run_task
         huey.kiln_executor = None  # the consumer of this process sets its kiln.tasks.runner.TaskRunner
@@ -68,7 +70,8 @@ def enqueue(settings: Settings, task_id: str, dispatch: int, priority: int, eta:
     huey = huey_for(settings)
     if eta is not None:
         eta = eta.astimezone(timezone.utc).replace(tzinfo=None)  # huey's utc=True wants naive UTC
-    huey.enqueue(huey.kiln_run_task.s(task_id, dispatch, id=message_id(task_id, dispatch), priority=priority, eta=eta))
+    huey.enqueue(huey.kiln_run_task.s(task_id, dispatch, eta is not None, id=message_id(task_id, dispatch),
+                                      priority=priority, eta=eta))
 
 
 def revoke(settings: Settings, task_id: str, dispatch: int) -> None:

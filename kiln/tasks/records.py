@@ -20,7 +20,7 @@ from sqlalchemy import and_, func, or_, select, update
 from kiln.db import Database
 from kiln.errors import Conflict, NotFound
 from kiln.tasks import events
-from kiln.tasks.models import FINISHED, PRIORITIES, WAITING, Task, TaskWorker, utcnow
+from kiln.tasks.models import FINISHED, PRIORITIES, WAITING, Event, Task, TaskWorker, utcnow
 
 PRIORITY_NAMES = {value: name for name, value in PRIORITIES.items()}
 
@@ -100,7 +100,8 @@ class TaskRecords:
     def create(self, task: Task) -> Task:
         with self.database.session() as session:
             session.add(task)
-        self._event(task)
+            session.flush()  # fills the defaults the event reads
+            session.add(self._event_row(task))
         return task
 
     def update(self, task_id: str, owner_id: str | None, see_all: bool, **changes: Any) -> tuple[Task, bool]:
@@ -126,17 +127,17 @@ class TaskRecords:
     def claim(self, task_id: str, dispatch: int, worker_id: str) -> Task | None:
         """Start the task for this queue message; None when the message is stale or the task is gone."""
         now = utcnow()
-        with self.database.session() as session:
+        with self.database.session() as session:  # one transaction: the claim, the task, its event
             done = session.execute(
                 update(Task).where(Task.id == task_id, Task.status.in_(WAITING), Task.dispatch == dispatch,
                                    Task.cancel_requested.is_(False))
                 .values(status="running", started_at=now, updated_at=now, worker_id=worker_id, progress=0.0,
                         message="started", error=None, result=None)
             ).rowcount
-        if not done:
-            return None
-        task = self.get(task_id)
-        self._event(task)
+            if not done:
+                return None
+            task = session.get(Task, task_id)
+            session.add(self._event_row(task))
         return task
 
     def progress(self, task: Task, percent: float, message: str | None, metrics: dict[str, Any] | None = None) -> bool:
@@ -146,12 +147,9 @@ class TaskRecords:
                 update(Task).where(Task.id == task.id, Task.status == "running")
                 .values(progress=percent, message=message, updated_at=utcnow())
             ).rowcount
-        if done:
-            task.progress, task.message = percent, message
-            data = status_event(task)
-            if metrics:
-                data["metrics"] = metrics
-            events.publish(self.database, "task_status", data, task.id, task.owner_id)
+            if done:
+                task.progress, task.message = percent, message
+                session.add(self._event_row(task, metrics))
         return bool(done)
 
     def finish(self, task: Task, status: str, result: dict[str, Any] | None = None, error: str | None = None) -> bool:
@@ -164,8 +162,8 @@ class TaskRecords:
             values["message"] = "cancelled"
         with self.database.session() as session:
             done = session.execute(update(Task).where(Task.id == task.id, Task.status == "running").values(**values)).rowcount
-        if done:
-            self._event(self.get(task.id))
+            if done:
+                session.add(self._event_row(session.get(Task, task.id)))
         return bool(done)
 
     def cancel_requested(self, task_ids: list[str]) -> set[str]:
@@ -285,3 +283,11 @@ class TaskRecords:
 
     def _event(self, task: Task) -> None:
         events.publish(self.database, "task_status", status_event(task), task.id, task.owner_id)
+
+    @staticmethod
+    def _event_row(task: Task, metrics: dict[str, Any] | None = None) -> Event:
+        """The task_status event of ``task``, to add in the transaction that changed it."""
+        data = status_event(task)
+        if metrics:
+            data["metrics"] = metrics
+        return Event(type="task_status", task_id=task.id, owner_id=task.owner_id, data=data)

@@ -22,8 +22,21 @@ class TaskType:
     description: str
     parameters: type[BaseModel]
     run: Callable[[Any, TaskContext], dict[str, Any]]
-    # (parameters, owner_id, services) -> None; raises a KilnError (404/422) for inputs the caller cannot use
-    check: Callable[[Any, str | None, Any], None] | None = None
+    # (parameters, inputs) -> None; raises a KilnError (404/422) for inputs the caller cannot use
+    check: Callable[[Any, Inputs], None] | None = None
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What a task may read: the files of its owner (every file when auth is off, or the task has no owner)."""
+
+    files: Any  # kiln.filestore.store.FileStore
+    owner_id: str | None
+    see_all: bool
+
+    def file(self, reference: str, field: str = "input_file") -> Any:
+        """A file named in the parameters (an id, or the name of one of the owner's files); 422 naming ``field``."""
+        return self.files.find(reference, self.owner_id, self.see_all, field=field)
 
 
 class TaskRegistry:

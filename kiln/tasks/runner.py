@@ -46,14 +46,15 @@ class TaskRunner:
 
         return KilnClient(self.settings.api_url, api_key=worker_key(self.settings), timeout=600)
 
-    def run(self, task_id: str, dispatch: int) -> None:
-        if not self._due(task_id, dispatch):
+    def run(self, task_id: str, dispatch: int, scheduled: bool = False) -> None:
+        if scheduled and not self._due(task_id, dispatch):
             return
         task = self.records.claim(task_id, dispatch, self.worker_id)
         if task is None:  # an older dispatch, a cancelled task, or one another worker took
             log.info("task message skipped", extra={"task_id": task_id, "dispatch": dispatch})
             return
-        context = TaskContext(task, self.records, self.files, self.client_factory, self.settings.task_progress_seconds)
+        context = TaskContext(task, self.records, self.files, self.client_factory, self.settings.task_progress_seconds,
+                              self.settings.enable_auth)
         with self._lock:
             self.running[task.id] = context
         started = time.perf_counter()

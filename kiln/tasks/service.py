@@ -13,7 +13,7 @@ from kiln.settings import Settings
 from kiln.tasks import queue
 from kiln.tasks.models import PRIORITIES, Task, utcnow
 from kiln.tasks.records import TaskRecords, as_utc, describe
-from kiln.tasks.registry import TaskRegistry, default_registry
+from kiln.tasks.registry import Inputs, TaskRegistry, default_registry
 
 
 def priority_value(name: str) -> int:
@@ -35,7 +35,7 @@ class TaskService:
         parsed = self.registry.parse(task_type, parameters)
         kind = self.registry.get(task_type)
         if kind.check is not None:
-            kind.check(parsed, owner_id, self.services)
+            kind.check(parsed, Inputs(self.services, owner_id, not self.settings.enable_auth or owner_id is None))
         level = priority_value(priority)
         when = as_utc(scheduled_at)
         scheduled = when is not None and when > utcnow()

@@ -71,6 +71,16 @@ def test_the_sdk_example_runs_a_real_task_with_an_output_file(home):
             assert data.status == "completed" and data.result["records_processed"] == 2
             metrics = httpx.get(f"{url}/metrics/tasks", headers={"X-API-Key": admin}).json()
             assert metrics["tasks_completed"] >= 2 and metrics["worker_count"] >= 1
+        # The document's SDK example, word for word but for the client's name: log in, create, get.
+        assert httpx.post(f"{url}/users/register", json={"username": "sdk-user", "password": "correct horse"}).status_code == 201
+        client = KilnClient(base_url=url, api_key="not-needed-once-logged-in")
+        token = client.auth.login("sdk-user", "correct horse")
+        task = client.tasks.create({"title": "Process data", "task_type": "data_processing",
+                                    "parameters": {"input_file": upload.id}})
+        status = client.tasks.get(task.id)
+        assert token and status.id == task.id and status.owner_id  # the task belongs to the logged-in user
+        assert client.tasks.wait(task.id).status == "completed"
+        client.close()
     finally:
         stop(process)
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from kiln.errors import InvalidInput, KilnError
 from kiln.tasks.context import TaskContext
-from kiln.tasks.registry import TaskType
+from kiln.tasks.registry import Inputs, TaskType
 
 FORMATS = {"csv": "text/csv", "json": "application/json", "jsonl": "application/x-ndjson"}
 AGGREGATIONS = ("count", "sum", "mean", "min", "max", "median", "nunique")
@@ -101,12 +101,12 @@ def write_table(frame: Any, output_format: str, path: Path) -> None:
         frame.to_json(path, orient="records", date_format="iso", indent=1)
 
 
-def check_input_file(parameters: Any, owner_id: str | None, files: Any) -> None:
-    files.find(parameters.input_file, owner_id, owner_id is None, field="parameters.input_file")
+def check_input_file(parameters: Any, inputs: Inputs) -> None:
+    inputs.file(parameters.input_file, field="parameters.input_file")
 
 
 def data_processing(parameters: DataProcessingParameters, context: TaskContext) -> dict[str, Any]:
-    source = context.files.find(parameters.input_file, context.owner_id, context.owner_id is None, field="input_file")
+    source = context.inputs.file(parameters.input_file)
     context.progress(5, f"reading {source.filename}")
     frame = read_table(context.files.path(source), source.content_type)
     processed = len(frame)
@@ -172,7 +172,7 @@ def read_inputs(path: Path, content_type: str, column: str | None) -> list[Any]:
 
 
 def batch_predict(parameters: BatchPredictParameters, context: TaskContext) -> dict[str, Any]:
-    source = context.files.find(parameters.input_file, context.owner_id, context.owner_id is None, field="input_file")
+    source = context.inputs.file(parameters.input_file)
     try:
         inputs = read_inputs(context.files.path(source), source.content_type, parameters.input_column)
     except KeyError as exc:

@@ -29,7 +29,7 @@ class PipelineParameters(BaseModel):
     run_config: dict[str, Any] = Field(default_factory=dict, description="Dagster run config (the Launchpad's YAML as JSON)")
 
 
-def check_model(parameters: PipelineParameters, owner_id: str | None, services: Any) -> None:
+def check_model(parameters: PipelineParameters, inputs: Any) -> None:
     names = load_catalog(get_settings().catalog_file).names()
     if parameters.model not in names:
         raise InvalidInput("parameters.model", f"not a catalog model; the catalog has {', '.join(names)}")
@@ -64,7 +64,7 @@ def run_pipeline(parameters: PipelineParameters, context: TaskContext) -> dict[s
         run.poll()
     result = {"dagster_run_id": run.run_id, "dagster_run_url": run.url, "status": run.status, "via": run.via,
               "job": parameters.job, "model": parameters.model, "steps_ended": run.steps_ended}
-    if cancelled:
+    if cancelled and run.status != "SUCCESS":  # a run that finished before the stop keeps its result
         raise TaskCancelled(f"Dagster run {run.run_id} was terminated")
     if run.status != "SUCCESS":
         tail = "; ".join(run.log[-5:])

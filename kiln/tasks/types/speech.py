@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from kiln.errors import InvalidInput
 from kiln.tasks.context import TaskContext
-from kiln.tasks.registry import TaskType
+from kiln.tasks.registry import Inputs, TaskType
 from kiln.tasks.types.data import check_input_file
 
 MIME = {"wav": "audio/wav", "ogg": "audio/ogg", "mp3": "audio/mpeg", "flac": "audio/flac"}
@@ -34,16 +34,16 @@ class SynthesizeParameters(BaseModel):
         return self
 
 
-def check_synthesize(parameters: SynthesizeParameters, owner_id: str | None, files: Any) -> None:
+def check_synthesize(parameters: SynthesizeParameters, inputs: Inputs) -> None:
     if parameters.input_file is not None:
-        check_input_file(parameters, owner_id, files)
+        check_input_file(parameters, inputs)
 
 
 def synthesize(parameters: SynthesizeParameters, context: TaskContext) -> dict[str, Any]:
     if parameters.text is not None:
         texts, stem = [parameters.text], "speech"
     else:
-        source = context.files.find(parameters.input_file, context.owner_id, context.owner_id is None, field="input_file")
+        source = context.inputs.file(parameters.input_file)
         if not source.content_type.startswith("text/"):
             raise InvalidInput("input_file", f"needs a text file, got {source.content_type}")
         texts = [line.strip() for line in context.files.path(source).read_text().splitlines() if line.strip()]
@@ -67,7 +67,7 @@ class TranscribeParameters(BaseModel):
 
 
 def transcribe(parameters: TranscribeParameters, context: TaskContext) -> dict[str, Any]:
-    source = context.files.find(parameters.input_file, context.owner_id, context.owner_id is None, field="input_file")
+    source = context.inputs.file(parameters.input_file)
     if not source.content_type.startswith("audio/"):
         raise InvalidInput("input_file", f"needs an audio file, got {source.content_type}")
     context.progress(10, f"transcribing {source.filename}")
