@@ -117,8 +117,11 @@ class Autoscaler:
         self._thread = threading.Thread(target=loop, name="kiln-idle-reaper", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the reaper thread and wait for it (a sweep in progress finishes first)."""
         self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
 
     @property
     def reaper_running(self) -> bool:
