@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -13,6 +14,32 @@ import typer
 from kiln.settings import configure_environment, get_settings
 
 app = typer.Typer(help="Kiln: a self-hosted MLOps workspace.", no_args_is_help=True, add_completion=False)
+PROFILES = Path(__file__).resolve().parents[1] / "assets" / "profiles"
+
+
+@app.callback()
+def main(
+    profile: Annotated[Optional[str], typer.Option(envvar="KILN_PROFILE", help="A settings profile: `shared` moves every "
+                                                   "store to servers (assets/profiles/shared.env)")] = None,
+) -> None:
+    """Kiln: a self-hosted MLOps workspace."""
+    if profile:
+        load_profile(profile)
+
+
+def load_profile(name: str) -> None:
+    """Put the profile's KILN_* settings in the environment (variables already set win)."""
+    path = PROFILES / f"{name}.env"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in PROFILES.glob("*.env")))
+        typer.echo(f"Error: no profile {name!r} (profiles: {known})", err=True)
+        raise typer.Exit(2)
+    for line in path.read_text().splitlines():
+        key, sep, value = line.strip().partition("=")
+        if sep and not key.startswith("#"):
+            os.environ.setdefault(key.strip(), value.strip())
+    os.environ["KILN_PROFILE"] = name
+    get_settings.cache_clear()
 
 
 @app.command()
@@ -120,6 +147,30 @@ def worker(
     workers.run()
 
 
+@app.command("pipeline-worker")
+def pipeline_worker(
+    name: Annotated[Optional[str], typer.Option(help="The worker's name (default: dagster-<host>-<pid>)")] = None,
+    concurrency: Annotated[int, typer.Option(help="Steps run at once")] = 1,
+) -> None:
+    """Scale-out: a Celery worker that runs pipeline steps (KILN_DAGSTER_CELERY_BROKER), on any machine that
+    shares the Dagster storage (KILN_DAGSTER_POSTGRES_URL), Kiln's records and the model store."""
+    import tempfile
+
+    import yaml
+
+    settings = configure_environment()
+    if not settings.dagster_celery_broker:
+        typer.echo("Error: set KILN_DAGSTER_CELERY_BROKER (e.g. pyamqp://guest:guest@127.0.0.1:5672//)", err=True)
+        raise typer.Exit(2)
+    config = Path(tempfile.mkdtemp(prefix="kiln-celery-")) / "celery.yaml"
+    config.write_text(yaml.safe_dump({"broker": settings.dagster_celery_broker, "backend": "rpc://"}))
+    command = [sys.executable, "-m", "dagster_celery.cli", "worker", "start", "-A", "dagster_celery.app", "-y", str(config),
+               "--name", name or f"dagster-{os.uname().nodename}-{os.getpid()}", "--", f"--concurrency={concurrency}"]
+    os.chdir(settings.workspace)  # the workers import the pipelines from the checkout
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"  # it runs `celery`
+    os.execvp(command[0], command)
+
+
 @app.command()
 def up(
     skip_pipeline: Annotated[bool, typer.Option(help="Do not run the pipeline first")] = False,
@@ -221,9 +272,34 @@ def keys_revoke(key_id: str) -> None:
 
 
 @app.command()
+def doctor(
+    migrate: Annotated[bool, typer.Option("--migrate", help="First create missing Postgres databases and migrate Kiln's records")] = False,
+) -> None:
+    """Check every configured store for real (reachable, migrated, writable) and say what is wrong."""
+    from kiln.doctor import migrate as migrate_stores
+    from kiln.doctor import run_checks
+
+    settings = configure_environment()
+    if migrate:
+        for step in migrate_stores(settings):
+            typer.echo(f"==> {step}")
+    checks = run_checks(settings)
+    width = max(len(c.store) for c in checks)
+    for check in checks:
+        typer.echo(f"{'ok  ' if check.ok else 'FAIL'}  {check.store:<{width}}  {check.target}\n      {check.detail}")
+    failed = [c for c in checks if not c.ok]
+    typer.echo(f"{len(checks) - len(failed)} of {len(checks)} stores ok" + (f"; fix: {', '.join(c.store for c in failed)}" if failed else ""))
+    raise typer.Exit(1 if failed else 0)
+
+
+@app.command()
 def settings() -> None:
-    """Print the effective settings."""
+    """Print which store each part uses, then every effective setting (secrets masked)."""
+    from kiln.doctor import stores_in_use
+
     current = get_settings()
+    for part, where in stores_in_use(current).items():
+        typer.echo(f"# {part}: {where}")
     for key, value in current.model_dump().items():
         typer.echo(f"KILN_{key.upper()}={'' if value is None else value}")
     typer.echo(f"# home={current.home_dir} mlflow={current.tracking_uri}")

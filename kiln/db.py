@@ -98,5 +98,31 @@ class Database:
                 yield connection
                 connection.commit()
 
+    @contextlib.contextmanager
+    def lock(self, name: str) -> Iterator[None]:
+        """Hold the named lock across every process and machine that shares this database: a Postgres
+        advisory lock, or a file lock beside a sqlite file. For read-compare-write steps such as the
+        champion gate, which two pipeline runs finishing together must not both pass on stale reads."""
+        if self.engine.dialect.name == "postgresql":
+            with self.engine.connect() as connection:
+                key = {"name": f"kiln:{name}"}
+                connection.execute(text("SELECT pg_advisory_lock(hashtext(:name))"), key)
+                connection.commit()
+                try:
+                    yield
+                finally:
+                    connection.execute(text("SELECT pg_advisory_unlock(hashtext(:name))"), key)
+                    connection.commit()
+            return
+        database = self.engine.url.database
+        folder = Path(database).parent if database and database != ":memory:" else Path(".")
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+        with open(folder / f".lock-{safe}", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def dispose(self) -> None:
         self.engine.dispose()

@@ -40,7 +40,10 @@ def servers(settings: Settings) -> list[Server]:
         ),
         Server(
             "mlflow",
-            [str(BIN / "mlflow"), "ui", "--backend-store-uri", settings.tracking_uri,
+            # `mlflow server` on the shared profile's database (clients track there directly; the server is
+            # the UI), else the UI over the embedded sqlite store
+            [str(BIN / "mlflow"), "server" if settings.mlflow_backend_store_uri else "ui",
+             "--backend-store-uri", settings.mlflow_backend_store_uri or settings.tracking_uri,
              "--default-artifact-root", settings.artifact_root.as_uri(),
              "--host", host, "--port", str(settings.mlflow_port)],
             f"http://{host}:{settings.mlflow_port}",

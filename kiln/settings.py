@@ -26,6 +26,23 @@ class Settings(BaseSettings):
     )
     mlflow_artifact_root: Path | None = Field(None, description="Default mlflow/artifacts (or KILN_HOME/mlflow)")
     mlflow_experiment: str = "kiln"
+    mlflow_backend_store_uri: str | None = Field(
+        None, description="Scale-out: the database `kiln up` starts an `mlflow server` on (e.g. postgresql://...); "
+        "the pipeline and the API then track through that server (KILN_MLFLOW_TRACKING_URI=http://host:port)"
+    )
+
+    # --- scale-out: stores on servers (see assets/profiles/shared.env and README "Scaling out") ---
+    dagster_postgres_url: str | None = Field(None, description="Dagster's run, event and schedule storage on Postgres")
+    dagster_celery_broker: str | None = Field(
+        None, description="Run the pipeline's steps on Celery workers (`kiln pipeline-worker`) through this broker "
+        "(e.g. pyamqp://guest:guest@127.0.0.1:5672//); unset: steps run in the run's own process"
+    )
+    shared_dir: Path | None = Field(
+        None, description="Scale-out: a folder every machine mounts at the same path; the model store, BentoML's "
+        "store (served models), MLflow's artifacts, the task files and Dagster's step outputs go there"
+    )
+    bentoml_home_dir: Path | None = Field(None, description="BentoML's store (served models); default KILN_HOME/bentoml, "
+                                          "or KILN_SHARED_DIR/bentoml. Replicas that share it serve the same champions")
 
     environment: str = Field("development", description="development | production")
     host: str = "127.0.0.1"
@@ -191,15 +208,26 @@ class Settings(BaseSettings):
 
     @property
     def artifact_root(self) -> Path:
-        return (self.mlflow_artifact_root or self.mlflow_dir / "artifacts").resolve()
+        default = self.shared_dir / "mlflow-artifacts" if self.shared_dir else self.mlflow_dir / "artifacts"
+        return (self.mlflow_artifact_root or default).resolve()
+
+    @property
+    def data_dir(self) -> Path:
+        """Where the bulky, shareable stores live: KILN_SHARED_DIR when set, else KILN_HOME."""
+        return (self.shared_dir or self.home_dir).resolve()
 
     @property
     def model_store_dir(self) -> Path:
-        return self.home_dir / "models"
+        return self.data_dir / "models"
+
+    @property
+    def dagster_storage_dir(self) -> Path:
+        """Dagster's step outputs (its IO manager): shared, so a step on one machine reads the one before it."""
+        return self.shared_dir / "dagster-storage" if self.shared_dir else self.dagster_home / "storage"
 
     @property
     def bentoml_home(self) -> Path:
-        return self.home_dir / "bentoml"
+        return self.bentoml_home_dir or self.data_dir / "bentoml"
 
     @property
     def dagster_home(self) -> Path:
@@ -215,7 +243,7 @@ class Settings(BaseSettings):
 
     @property
     def file_store_dir(self) -> Path:
-        return self.files_dir or self.home_dir / "files"
+        return self.files_dir or self.data_dir / "files"
 
     @property
     def task_queue_file(self) -> Path:
@@ -269,6 +297,8 @@ def set_environment(settings: Settings | None = None) -> Settings:
         "DO_NOT_TRACK": "true",
         "TOKENIZERS_PARALLELISM": "false",
     }
+    if settings.dagster_postgres_url:  # dagster.yaml names it: Dagster reads it from the environment
+        defaults["KILN_DAGSTER_POSTGRES_URL"] = settings.dagster_postgres_url
     # Stores always follow Kiln's settings (change them with KILN_* variables); the rest are defaults.
     stores = {"BENTOML_HOME", "DAGSTER_HOME", "MLFLOW_TRACKING_URI"}
     for key, value in defaults.items():
@@ -286,6 +316,12 @@ def prepare_home(settings: Settings | None = None) -> None:
         directory.mkdir(parents=True, exist_ok=True)
     source = settings.workspace / "dagster.yaml"
     target = settings.dagster_home / "dagster.yaml"
-    if source.exists() and (not target.exists() or target.read_bytes() != source.read_bytes()):
+    if not source.exists():
+        return
+    content = source.read_text()
+    if settings.dagster_postgres_url:  # scale-out: every machine's Dagster on the same storage
+        content += ("\n# Added by Kiln (KILN_DAGSTER_POSTGRES_URL): runs, events and schedules on Postgres.\n"
+                    "storage:\n  postgres:\n    postgres_url:\n      env: KILN_DAGSTER_POSTGRES_URL\n")
+    if not target.exists() or target.read_text() != content:
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(source.read_bytes())
+        target.write_text(content)

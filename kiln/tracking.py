@@ -42,7 +42,8 @@ class Tracker:
     (the pipeline puts the Dagster run id there, so each MLflow record names the run that made it)."""
 
     def __init__(self, tracking_uri: str, artifact_root: Path, experiment: str, ui_url: str = "",
-                 run_tags: dict[str, str] | None = None):
+                 run_tags: dict[str, str] | None = None, gate_lock: Any = None):
+        self.gate_lock = gate_lock  # (name) -> context manager held across processes, e.g. kiln.db.Database.lock
         self.tracking_uri = tracking_uri
         self.artifact_root = Path(artifact_root)
         self.experiment = experiment
@@ -136,8 +137,15 @@ class Tracker:
         """Log ``model`` as an MLflow pyfunc model in ``run_id``, register it, and move ``champion`` if it is better.
 
         Re-registering the same weights reuses their version; the champion moves only on a strictly
-        higher primary metric (or when there is none yet).
+        higher primary metric (or when there is none yet). The gate runs under ``gate_lock(name)`` when one
+        is given, so candidates registered at the same time on several machines are compared one by one.
         """
+        if self.gate_lock is None:
+            return self._register(model, run_id, primary_metric, value)
+        with self.gate_lock(f"champion-gate:{model.name}"):
+            return self._register(model, run_id, primary_metric, value)
+
+    def _register(self, model: StoredModel, run_id: str, primary_metric: str, value: float) -> Registration:
         existing = self.registered_version_for(model.name, model.sha256)
         if existing is not None:
             version, reused = existing, True

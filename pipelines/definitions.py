@@ -33,10 +33,21 @@ def build_resources(settings: Settings) -> dict:
             artifact_root=str(settings.artifact_root),
             experiment=settings.mlflow_experiment,
             ui_url=settings.mlflow_ui_url,
+            records_url=settings.records_database_url,
         ),
         "bentoml": BentoModelStore(),
-        "io_manager": dg.FilesystemIOManager(base_dir=str(settings.dagster_home / "storage")),
+        "io_manager": dg.FilesystemIOManager(base_dir=str(settings.dagster_storage_dir)),
     }
+
+
+def build_executor(settings: Settings):
+    """Scale-out: with a Celery broker set, a run's steps go to Celery workers (`kiln pipeline-worker`, on
+    any machine that shares the Dagster storage and the stores); otherwise Dagster's default."""
+    if not settings.dagster_celery_broker:
+        return None
+    from dagster_celery import celery_executor
+
+    return celery_executor.configured({"broker": settings.dagster_celery_broker, "backend": "rpc://"})
 
 
 defs = dg.Definitions(
@@ -46,4 +57,5 @@ defs = dg.Definitions(
     schedules=[nightly_reevaluation],
     sensors=[catalog_partitions_sensor, champion_bento_sensor],
     resources=build_resources(get_settings()),
+    executor=build_executor(get_settings()),
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -43,11 +44,27 @@ class MLflowTracking(dg.ConfigurableResource):
     artifact_root: str
     experiment: str = "kiln"
     ui_url: str = "http://127.0.0.1:5000"
+    # Kiln's records database: its named locks serialize the champion gate across processes and machines.
+    records_url: str = ""
 
     def tracker(self, context: dg.AssetExecutionContext | None = None) -> Tracker:
         """A tracker whose new runs and registered versions carry ``dagster_run_id``: the run of ``context``."""
         tags = {DAGSTER_RUN_TAG: context.run.run_id} if context is not None else {}
-        return Tracker(self.tracking_uri, Path(self.artifact_root), self.experiment, self.ui_url, run_tags=tags)
+        lock = records_lock(self.records_url) if self.records_url else None
+        return Tracker(self.tracking_uri, Path(self.artifact_root), self.experiment, self.ui_url, run_tags=tags,
+                       gate_lock=lock)
+
+
+_databases: dict[str, Any] = {}
+
+
+def records_lock(url: str) -> Any:
+    """``Database(url).lock``, one engine per URL and process."""
+    from kiln.db import Database
+
+    if url not in _databases:
+        _databases[url] = Database(url)
+    return _databases[url].lock
 
 
 class BentoModelStore(dg.ConfigurableResource):

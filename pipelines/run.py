@@ -69,6 +69,36 @@ def _only_gate_failed(result) -> bool:
     return all("champion_gate" in str(e.event_specific_data.error) for e in failures)
 
 
+def run_distributed(models: list[str], build_bento: bool) -> dict[str, bool]:
+    """Scale-out (KILN_DAGSTER_CELERY_BROKER): every model's run at once, each in its own launch process
+    whose steps go to the Celery workers; the runs are recorded in the shared Dagster storage."""
+    import json
+    import subprocess
+    import uuid
+
+    def launch(job: str, partition: str | None) -> subprocess.Popen:
+        command = [sys.executable, "-m", "pipelines.launch", "--job", job, "--run-id", str(uuid.uuid4())]
+        return subprocess.Popen(command + (["--partition", partition] if partition else []), stdout=subprocess.PIPE, text=True)
+
+    def outcome_of(process: subprocess.Popen) -> bool:
+        done = False
+        for line in process.stdout:
+            if line.startswith("{"):
+                event = json.loads(line)
+                done = event.get("event") == "done" and (event["success"] or event["status"] == "SUCCESS")
+        process.wait()
+        return done
+
+    running = {name: launch("model_pipeline", name) for name in models}
+    print(f"==> kiln pipeline: {len(running)} runs on the Celery workers: {', '.join(running)}", flush=True)
+    outcome = {name: outcome_of(process) for name, process in running.items()}
+    for name, ok in outcome.items():
+        print(f"<== {name}: {'ok' if ok else 'FAILED (see the run in the Dagster UI)'}", flush=True)
+    if build_bento and all(outcome.values()):
+        outcome["bento"] = outcome_of(launch("package", None))
+    return outcome
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kiln pipeline", description=__doc__)
     parser.add_argument("--model", action="append", help="catalog model (repeatable); default: all")
@@ -79,7 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"Unknown model(s) {unknown}. Catalog models: {names}", file=sys.stderr)
         return 2
-    outcome = run_pipeline(args.model or names, build_bento=not args.no_bento)
+    if get_settings().dagster_celery_broker:
+        outcome = run_distributed(args.model or names, build_bento=not args.no_bento)
+    else:
+        outcome = run_pipeline(args.model or names, build_bento=not args.no_bento)
     return 0 if all(outcome.values()) else 1
 
 

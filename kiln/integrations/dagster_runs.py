@@ -71,7 +71,10 @@ def _read_lines(run: LaunchedRun) -> None:
             run.log.append(line)
             del run.log[:-200]
             continue
-        if event.get("event") == "step":
+        if event.get("event") == "run":  # with Celery, Dagster chose the run's id
+            run.run_id = event["run_id"]
+            run.url = f"{run.url.rsplit('/', 1)[0]}/{run.run_id}"
+        elif event.get("event") == "step":
             run.steps_ended += 1
             run.status = "STARTED"
         elif event.get("event") == "done":
