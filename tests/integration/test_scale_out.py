@@ -10,13 +10,13 @@ import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
 
 from kiln.client import KilnClient
 from tests.conftest import free_port
+from tests.integration.champion_race import register_candidate
 from tests.servers import KILN, reachable, start, stop, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
@@ -160,26 +160,6 @@ def test_two_models_train_at_once_on_two_pipeline_workers(shared, tmp_path):
             stop(worker)
 
 
-def register_candidate(args) -> str:
-    tracking_uri, artifacts, records_url, store_dir, seed, value, barrier = args
-    from kiln.db import Database
-    from kiln.recipes.digits import DigitsHyperparameters, DigitsMLPRecipe
-    from kiln.store import ModelStore, fingerprint_of
-    from kiln.tracking import Tracker
-
-    store = ModelStore(Path(store_dir))
-    params = DigitsHyperparameters(epochs=1, seed=seed)
-    fingerprint = fingerprint_of(DigitsMLPRecipe.fingerprint_inputs(params))
-    with store.stage("race", fingerprint, "classification") as staging:
-        DigitsMLPRecipe.train(params, staging)
-    model = store.find("race", fingerprint)
-    tracker = Tracker(tracking_uri, Path(artifacts), "race", gate_lock=Database(records_url).lock)
-    with tracker.run("candidate") as run:
-        run_id = run.info.run_id
-    barrier.wait()  # both registrations start together
-    return tracker.register(model, run_id, "accuracy", value).version
-
-
 def test_the_champion_gate_holds_when_two_candidates_register_together(shared, tmp_path):
     env = shared["env"]
     context = multiprocessing.get_context("spawn")
@@ -187,7 +167,7 @@ def test_the_champion_gate_holds_when_two_candidates_register_together(shared, t
     jobs = [(env["KILN_MLFLOW_TRACKING_URI"], str(shared["root"] / "mlflow-artifacts"), env["KILN_DATABASE_URL"],
              str(tmp_path / "store"), seed, value, barrier) for seed, value in ((1, 0.91), (2, 0.95))]
     with context.Pool(2) as pool:
-        versions = pool.map(register_candidate, jobs)
+        versions = pool.map_async(register_candidate, jobs).get(timeout=600)
     from kiln.tracking import Tracker
 
     tracker = Tracker(env["KILN_MLFLOW_TRACKING_URI"], shared["root"] / "mlflow-artifacts", "race")
