@@ -10,7 +10,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -180,24 +180,27 @@ class DownloadManager:
 
         download.state, download.started, download.message = "running", time.time(), f"Fetching {entry.source}:{entry.id}"
         self._save(download)
+        outcome = replace(download)  # the end state is stored before this process reports it
         try:
             model, reused = fetch(entry, self.store, include_vocoder=download.options.get("include_vocoder", False))
         except Exception as exc:
-            download.state, download.message = "failed", str(exc) if isinstance(exc, KilnError) else f"{type(exc).__name__}: {exc}"
-            log.warning("download failed", extra={"download_id": download.id, "error": download.message})
+            outcome.state, outcome.message = "failed", str(exc) if isinstance(exc, KilnError) else f"{type(exc).__name__}: {exc}"
+            log.warning("download failed", extra={"download_id": download.id, "error": outcome.message})
         else:
-            download.state, download.reused = "completed", reused
-            download.path, download.version = str(model.path), model.version
-            download.downloaded_bytes = model.size_bytes
-            download.expected_bytes = download.expected_bytes or model.size_bytes
-            download.message = (
+            outcome.state, outcome.reused = "completed", reused
+            outcome.path, outcome.version = str(model.path), model.version
+            outcome.downloaded_bytes = model.size_bytes
+            outcome.expected_bytes = download.expected_bytes or model.size_bytes
+            outcome.message = (
                 f"{'Already in' if reused else 'Stored in'} the model store as version {model.version}. "
                 f"Run `kiln pipeline --model {entry.name}` (or the model_pipeline job in Dagster) to evaluate, "
                 "register and serve it."
             )
         finally:
-            download.finished = time.time()
-            self._save(download)
+            outcome.finished = time.time()
+            self._save(outcome)
+            with self._lock:
+                download.__dict__.update(outcome.__dict__)
 
     def _staging_bytes(self, name: str) -> int:
         staging = self.store.root / ".staging"

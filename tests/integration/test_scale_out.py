@@ -65,7 +65,7 @@ def shared(tmp_path_factory, built_workspace, kiln_home):
                              capture_output=True, text=True, timeout=300)
     assert "created database" in migrate.stdout, migrate.stdout + migrate.stderr
     yield {"env": env, "root": root, "name": name}
-    with psycopg.connect("postgresql://127.0.0.1:5432/test", autocommit=True) as connection:
+    with psycopg.connect("postgresql://127.0.0.1:5432/postgres", autocommit=True) as connection:
         for database in (name, f"{name}_dagster", f"{name}_mlflow"):
             connection.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
