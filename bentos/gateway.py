@@ -21,6 +21,7 @@ from kiln.catalog import load_catalog
 from kiln.filestore.store import FileStore
 from kiln.integrations.dagster_graphql import DagsterGraphQL
 from kiln.logs import LogDirectory, setup_logging
+from kiln.scaling.service import ScalingService
 from kiln.serving.download_records import DownloadRecords
 from kiln.serving.downloads import DownloadManager
 from kiln.settings import get_settings
@@ -64,6 +65,7 @@ class Gateway:
         self.backends.files = files
         self.backends.tasks = TaskService(settings, database, services=files)
         self.backends.events = EventStream(database, settings, app.state.traffic)
+        self.backends.scaling = ScalingService(settings, database, self.backends.tasks)
         install_backends(app, self.backends)
         app.state.traffic.observers.append(prometheus.observe_request)
         self.task_gauges = prometheus.TaskGauges(self.backends.tasks).start()

@@ -149,6 +149,18 @@ class Settings(BaseSettings):
     task_server_url: str | None = Field(None, description="The API that task workers call for model work; default http://KILN_HOST:KILN_PORT")
     task_server_key: SecretStr | None = Field(None, description="The key task workers call it with; default KILN_HOME/worker.key")
     event_retention_hours: float = Field(24.0, gt=0, description="Events (task progress, scaling) are kept this long")
+    # --- predictive scaling (seed 002's ML Controller): traffic history and the scaling predictor ---
+    predictive_scaling: Literal["off", "preview", "apply"] = Field(
+        "off", description="off; preview: record what the predictor would do (ml_prediction decisions) without "
+        "acting; apply: grow a pool before a predicted rise, within the memory headroom and the instance cap"
+    )
+    traffic_sample_seconds: float = Field(60.0, gt=0, description="How often the model worker records each model's traffic")
+    traffic_retention_hours: float = Field(336.0, gt=0, description="Traffic samples are kept this long (default 14 days)")
+    scaling_horizon_minutes: int = Field(5, ge=1, le=60, description="How far ahead the scaling predictor forecasts")
+    scaling_training_hours: int = Field(168, ge=1, le=24 * 90, description="History the scaling predictor trains on")
+    scaling_min_history_samples: int = Field(
+        60, ge=10, description="Fewer samples of a model than this: no forecast for it (confidence 0, with the reason)"
+    )
     # --- files: uploads and task outputs ---
     files_dir: Path | None = Field(None, description="Where file contents live; default KILN_HOME/files")
     max_upload_bytes: int = Field(100 * 1024 * 1024, gt=0, description="Larger uploads get 413")

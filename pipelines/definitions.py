@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from kiln.settings import Settings, get_settings
-from pipelines.assets import datasets, evaluation, models, optimization, package, registry, training
+from pipelines.assets import datasets, evaluation, models, optimization, package, registry, scaling, training
 from pipelines.jobs import (
     catalog_partitions_sensor,
     champion_bento_sensor,
@@ -14,11 +14,13 @@ from pipelines.jobs import (
     model_pipeline_job,
     nightly_reevaluation,
     package_job,
+    scaling_predictor_job,
+    scaling_retraining,
     training_job,
 )
 from pipelines.resources import BentoModelStore, KilnWorkspace, MLflowTracking
 
-ASSET_MODULES = [models, datasets, training, optimization, evaluation, registry, package]
+ASSET_MODULES = [models, datasets, training, optimization, evaluation, registry, package, scaling]
 
 
 def build_resources(settings: Settings) -> dict:
@@ -27,6 +29,7 @@ def build_resources(settings: Settings) -> dict:
             workspace_dir=str(settings.workspace),
             catalog_file=str(settings.catalog_file),
             model_store_dir=str(settings.model_store_dir),
+            records_url=settings.records_database_url,
         ),
         "mlflow": MLflowTracking(
             tracking_uri=settings.tracking_uri,
@@ -53,8 +56,8 @@ def build_executor(settings: Settings):
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(ASSET_MODULES),
     asset_checks=dg.load_asset_checks_from_modules(ASSET_MODULES),
-    jobs=[model_pipeline_job, training_job, export_job, evaluation_job, package_job],
-    schedules=[nightly_reevaluation],
+    jobs=[model_pipeline_job, training_job, export_job, evaluation_job, package_job, scaling_predictor_job],
+    schedules=[nightly_reevaluation, scaling_retraining],
     sensors=[catalog_partitions_sensor, champion_bento_sensor],
     resources=build_resources(get_settings()),
     executor=build_executor(get_settings()),

@@ -53,6 +53,26 @@ package_job = dg.define_asset_job(
 )
 
 
+scaling_predictor_job = dg.define_asset_job(
+    "retrain_scaling_predictor",
+    selection=dg.AssetSelection.assets("scaling_predictor"),
+    description=(
+        "Train the scaling predictor on the served models' recorded traffic (Kiln's records database), evaluate it "
+        "on the held-out tail, register it with the champion gate. POST /ml/model/retrain runs it as a task."
+    ),
+)
+
+
+@dg.schedule(
+    job=scaling_predictor_job,
+    cron_schedule="15 * * * *",
+    default_status=dg.DefaultScheduleStatus.STOPPED,  # opt in from the UI (Automation tab)
+    description="Retrain the scaling predictor every hour on the newest traffic. Off by default.",
+)
+def scaling_retraining(context: dg.ScheduleEvaluationContext):
+    return dg.RunRequest(run_key=f"scaling-{context.scheduled_execution_time:%Y-%m-%dT%H}")
+
+
 @dg.schedule(
     job=evaluation_job,
     cron_schedule="0 2 * * *",

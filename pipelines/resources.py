@@ -14,11 +14,21 @@ from kiln.tracking import DAGSTER_RUN_TAG, Registration, Tracker
 
 
 class KilnWorkspace(dg.ConfigurableResource):
-    """The catalog and the model store (``KILN_HOME/models``)."""
+    """The catalog, the model store (``KILN_HOME/models``) and Kiln's records database."""
 
     workspace_dir: str
     catalog_file: str
     model_store_dir: str
+    records_url: str = ""  # the traffic samples the scaling predictor learns from live there
+
+    def records(self):
+        from kiln.db import Database
+
+        if not self.records_url:
+            raise ValueError("KilnWorkspace.records_url is not set: no records database to read")
+        database = Database(self.records_url)
+        database.migrate()
+        return database
 
     def catalog(self) -> Catalog:
         return load_catalog(Path(self.catalog_file))

@@ -6,6 +6,7 @@ from alembic import context
 
 import kiln.access.models  # noqa: F401  (registers the tables on Base.metadata)
 import kiln.filestore.models  # noqa: F401
+import kiln.scaling.models  # noqa: F401
 import kiln.serving.download_records  # noqa: F401
 import kiln.tasks.models  # noqa: F401
 from kiln.db import VERSION_TABLE, Base, make_engine

@@ -250,13 +250,13 @@ class InstancePool:
             self.on_scale({"service": self.name, "action": action, "from_replicas": before, "to_replicas": after,
                            "trigger": trigger, "reason": reason, "metrics": metrics})
 
-    def _grow(self, utilization: float = 1.0) -> None:
+    def _grow(self, utilization: float = 1.0, trigger: str = "load", reason: str | None = None) -> None:
         """Add one instance, loaded in a background thread while the others keep serving. Lock held."""
         self.target += 1
         self.scale_ups += 1
         self.loading += 1
-        self._scaled("scale_up", len(self.instances), len(self.instances) + 1, "load",
-                     f"instances busy {utilization:.0%} of the last second")
+        self._scaled("scale_up", len(self.instances), len(self.instances) + 1, trigger,
+                     reason or f"instances busy {utilization:.0%} of the last second")
 
         def load() -> None:
             started = time.perf_counter()
@@ -271,6 +271,20 @@ class InstancePool:
                 self._loaded(engine, time.perf_counter() - started)
 
         threading.Thread(target=load, name=f"kiln-grow-{self.name}", daemon=True).start()
+
+    def grow_to(self, target: int, trigger: str, reason: str) -> int:
+        """Add instances up to ``target`` ahead of demand (a predicted rise), within the same limits as load
+        growth: a loaded pool, the autoscaling cap and memory headroom. What it adds goes like what load
+        added, once idle. Returns how many it started loading."""
+        added = 0
+        with self._cond:
+            while len(self.instances) + self.loading < target and self._may_grow_ahead() and self.can_grow():
+                self._grow(trigger=trigger, reason=reason)
+                added += 1
+        return added
+
+    def _may_grow_ahead(self) -> bool:
+        return bool(self.instances) and self.target < min(self.auto_max, self.max_instances)
 
     def shrink_idle(self, idle_seconds: float) -> int:
         """Drop instances above the floor that have been idle ``idle_seconds``: what load added goes

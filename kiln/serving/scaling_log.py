@@ -16,6 +16,13 @@ from kiln.tasks.models import utcnow
 log = logging.getLogger("kiln.autoscaler")
 
 
+def system_usage() -> dict[str, float]:
+    """The machine's CPU and memory use when the decision was taken (seed 002's decision metrics)."""
+    import psutil
+
+    return {"cpu_usage": psutil.cpu_percent(interval=None), "memory_usage": psutil.virtual_memory().percent}
+
+
 class ScalingLog:
     def __init__(self, database: Database):
         self.database = database
@@ -39,6 +46,7 @@ class ScalingLog:
                     migrated = True
                 except Exception:
                     log.exception("could not migrate Kiln's records database")
+            change["metrics"] = {**system_usage(), **change.get("metrics", {})}
             log.info("pool scaled", extra={k: change[k] for k in ("service", "action", "from_replicas", "to_replicas", "trigger")})
             events.publish(self.database, "scaling_event", change)
 

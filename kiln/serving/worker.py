@@ -50,6 +50,9 @@ class Worker:
             can_grow=self._has_memory_for_one_more,
             on_scale=self.scaling.record,
         )
+        from kiln.scaling.sampler import TrafficSampler
+
+        self.traffic = TrafficSampler(settings, self.scaling.database, self.autoscaler, self.scaling.record)
 
     def start(self) -> None:
         """Preload what KILN_PRELOAD_MODELS asks for, and start the reaper thread."""
@@ -57,11 +60,13 @@ class Worker:
         for name in sorted(self.autoscaler.specs) if wanted == ["all"] else wanted:
             self.autoscaler.pool(name).load()
         self.autoscaler.start(self.settings.autoscaler_interval_seconds)
+        self.traffic.start()
         log.info("model worker ready", extra={"models": sorted(self.autoscaler.specs), "preloaded": wanted,
                                              "idle_ttl_seconds": self.settings.idle_ttl_seconds})
 
     def stop(self) -> None:
         self.autoscaler.stop()
+        self.traffic.stop()
         self.scaling.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
 

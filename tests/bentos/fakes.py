@@ -179,13 +179,16 @@ def fake_server(home: Path, speech: Any = None, **settings: Any) -> FakeServer:
     client.__enter__()  # runs the app's start-up: migrations, the local admin key
     from bentos.api.tasks.events import EventStream
     from kiln.filestore.store import FileStore
+    from kiln.scaling.service import ScalingService
     from kiln.tasks.service import TaskService
 
     database = app.state.access.database
     files = FileStore(config, database)
+    tasks = TaskService(config, database, services=files)
     install_backends(app, Backends(
         settings=config,
-        tasks=TaskService(config, database, services=files),
+        tasks=tasks,
+        scaling=ScalingService(config, database, tasks),
         files=files,
         events=EventStream(database, config, app.state.traffic, metrics_seconds=0.5),
         models=ModelRegistry(CATALOG, lambda: models, refresh_seconds=0),

@@ -22,7 +22,7 @@ def test_definitions_load_and_every_job_resolves_with_a_description():
 def test_asset_graph_follows_the_design():
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == MODEL_ASSETS | {"bento"}
+    assert keys == MODEL_ASSETS | {"bento", "scaling_predictor"}
     parents = lambda name: {k.to_user_string() for k in graph.get(dg.AssetKey(name)).parent_keys}  # noqa: E731
     assert parents("finetuned_model") == {"raw_model", "sentiment_dataset"}
     assert parents("evaluation") == {"finetuned_model"}
@@ -30,6 +30,7 @@ def test_asset_graph_follows_the_design():
     assert parents("registered_model") == {"finetuned_model", "evaluation"}
     assert parents("bento_model") == {"registered_model"}
     assert parents("bento") == {"bento_model"}
+    assert parents("scaling_predictor") == set()  # it learns from Kiln's records, not from another asset
 
 
 def test_partitions_are_dynamic_and_follow_the_catalog():

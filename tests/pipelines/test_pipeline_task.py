@@ -60,3 +60,28 @@ def test_cancelling_a_pipeline_task_terminates_its_run(tasks):
     assert not thread.is_alive()
     assert service.get(task.id, None, True).status == "cancelled"
     assert dagster_run(task.id).status == dg.DagsterRunStatus.CANCELED
+
+
+def test_retraining_the_scaling_predictor_runs_its_asset(tasks):
+    """What POST /ml/model/retrain creates: a pipeline task of the unpartitioned scaling_predictor job, over
+    the traffic recorded in Kiln's records database (the session's, which the launched run reads)."""
+    from kiln.errors import InvalidInput
+    from kiln.scaling import predictor as predictors
+    from kiln.store import ModelStore
+    from tests.traffic import daily_rates, write_samples
+
+    service, runner = tasks
+    with pytest.raises(InvalidInput, match="not per model"):
+        service.create(None, "x", "pipeline", {"job": "retrain_scaling_predictor", "model": "example"})
+    with pytest.raises(InvalidInput, match="needs a catalog model"):
+        service.create(None, "x", "pipeline", {"job": "export"})
+    settings = get_settings()
+    records = Database(settings.records_database_url)
+    records.migrate()
+    write_samples(records, "example", daily_rates(200, seed=8))
+    task = service.create(None, "retrain", "pipeline", {"job": "retrain_scaling_predictor"})
+    runner.run(task.id, task.dispatch)
+    done = service.get(task.id, None, True)
+    assert done.status == "completed", done.error
+    champion = predictors.champion(ModelStore(settings.model_store_dir))
+    assert champion is not None and "example" in predictors.load(champion).models

@@ -32,6 +32,7 @@ class Backends:
     tasks: Any = None  # kiln.tasks.service.TaskService
     files: Any = None  # kiln.filestore.store.FileStore
     events: Any = None  # bentos.api.tasks.events.EventStream
+    scaling: Any = None  # kiln.scaling.service.ScalingService
     device: str = "cpu"
     started: float = field(default_factory=time.time)
 

@@ -15,7 +15,8 @@ from kiln.tasks.context import TaskCancelled, TaskContext
 from kiln.tasks.registry import TaskType
 
 # The partitioned jobs of the code location (pipelines/jobs.py) and the steps each runs for most models.
-JOBS = {"model_pipeline": 8, "training": 3, "export": 1, "evaluate": 2}
+JOBS = {"model_pipeline": 8, "training": 3, "export": 1, "evaluate": 2, "retrain_scaling_predictor": 1}
+UNPARTITIONED = {"retrain_scaling_predictor"}  # jobs over Kiln's own records, not one catalog model
 
 
 class RunFailed(KilnError):
@@ -24,12 +25,19 @@ class RunFailed(KilnError):
 
 
 class PipelineParameters(BaseModel):
-    model: str = Field(min_length=1, max_length=63, description="A catalog model (assets/catalog.yaml)")
-    job: Literal["model_pipeline", "training", "export", "evaluate"] = "model_pipeline"
+    model: str | None = Field(None, min_length=1, max_length=63,
+                              description="A catalog model (assets/catalog.yaml); not for retrain_scaling_predictor")
+    job: Literal["model_pipeline", "training", "export", "evaluate", "retrain_scaling_predictor"] = "model_pipeline"
     run_config: dict[str, Any] = Field(default_factory=dict, description="Dagster run config (the Launchpad's YAML as JSON)")
 
 
 def check_model(parameters: PipelineParameters, inputs: Any) -> None:
+    if parameters.job in UNPARTITIONED:
+        if parameters.model is not None:
+            raise InvalidInput("parameters.model", f"the {parameters.job} job is not per model: leave model out")
+        return
+    if parameters.model is None:
+        raise InvalidInput("parameters.model", f"the {parameters.job} job needs a catalog model")
     names = load_catalog(get_settings().catalog_file).names()
     if parameters.model not in names:
         raise InvalidInput("parameters.model", f"not a catalog model; the catalog has {', '.join(names)}")
@@ -73,5 +81,5 @@ def run_pipeline(parameters: PipelineParameters, context: TaskContext) -> dict[s
     return result
 
 
-TYPES = [TaskType("pipeline", "Run a Dagster job (model_pipeline, training, export, evaluate) for a catalog model",
+TYPES = [TaskType("pipeline", "Run a Dagster job: model_pipeline, training, export, evaluate (for a catalog model) or retrain_scaling_predictor",
                   PipelineParameters, run_pipeline, check_model)]
