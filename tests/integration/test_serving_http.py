@@ -22,7 +22,8 @@ DIGIT = [0.0] * 20 + [8.0] * 24 + [0.0] * 20
 def servers(built_workspace, kiln_home: Path):
     api_port, dagster_port = free_port(), free_port()
     env = {**os.environ, "KILN_IDLE_TTL_SECONDS": "2", "KILN_AUTOSCALER_INTERVAL_SECONDS": "0.5", "KILN_DAGSTER_PORT": str(dagster_port),
-           "KILN_AUTOSCALE_MAX_INSTANCES": "2", "KILN_SCALE_DOWN_IDLE_SECONDS": "1"}
+           "KILN_AUTOSCALE_MAX_INSTANCES": "2", "KILN_SCALE_DOWN_IDLE_SECONDS": "1",
+           "KILN_TRAFFIC_SAMPLE_SECONDS": "1"}
     workspace = Path(__file__).resolve().parents[2]
     dagster_log, api_log = kiln_home / f"dagster-{dagster_port}.log", kiln_home / f"serve-{api_port}.log"
     dagster = start([str(BIN / "dagster"), "dev", "-w", str(workspace / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(dagster_port)], dagster_log, env)
@@ -108,6 +109,21 @@ def test_sustained_load_adds_an_instance_and_idleness_removes_it(servers):
     while minilm().get("scale_downs", 0) == before.get("scale_downs", 0):  # 1 s idle drops the added instance
         assert time.monotonic() < deadline, f"the added instance stayed after the load: {minilm()}"
         time.sleep(0.2)
+
+
+def test_the_burst_is_in_the_traffic_samples_and_the_decisions_in_history(servers):
+    """After the sustained load above: its samples (one a second here) and its scaling decisions."""
+    with httpx.Client(base_url=servers["api"], timeout=60, headers=servers["admin"]) as http:
+        history = http.get("/ml/scaling/history", params={"hours": 1}).json()
+        minilm = [d for d in history["history"] if d["service"] == "minilm"]
+        triggers = {d["trigger"] for d in minilm}
+        assert {"load", "idle"} <= triggers, minilm
+        grown = next(d for d in minilm if d["trigger"] == "load")
+        assert grown["action"] == "scale_up" and grown["to_replicas"] == grown["from_replicas"] + 1
+        assert {"cpu_usage", "memory_usage", "queue_depth"} <= set(grown["metrics"])
+        predictions = {p["service"]: p for p in http.get("/ml/scaling/predictions").json()["predictions"]}
+        assert "minilm" in predictions, predictions  # sampled in the last minutes
+        assert predictions["minilm"]["current_replicas"] >= 0 and predictions["minilm"]["reason"]
 
 
 def test_structured_logs_from_both_processes(servers):
