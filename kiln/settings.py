@@ -78,6 +78,11 @@ class Settings(BaseSettings):
         1, description="torch intra-op threads in the model worker unless KILN_TORCH_THREADS is set: one per instance "
         "(scale instances for parallelism); 2-thread OpenMP forward passes stall badly when cores are shared"
     )
+    serve_variant: str = Field(
+        "auto", description="Which variant of each model the worker serves: auto (the fastest the pipeline measured "
+        "that passes the catalog's agreement gate) | eager | onnx-fp32 | onnx-int8, globally or per model "
+        "(e.g. 'auto,minilm=eager'). A variant that is not packaged or fails to load falls back to eager with a warning"
+    )
     min_split_items: int = Field(4, ge=1, description="A batch is split over idle instances in chunks of at least this many items")
     coalesce_in_flight: int = Field(
         1, ge=0, description="With batching on: concurrent gateway->worker calls per model; requests arriving meanwhile "
