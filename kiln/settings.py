@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     enable_batching: bool = Field(True, description="Route /predict through the adaptive-batching worker API")
     max_batch_size: int = 64
     max_latency_ms: int = 20_000
+    batch_max_wait_ms: float = Field(
+        2.0, ge=0, le=1000, description="Longest adaptive batching holds a request back to gather a batch. BentoML's own "
+        "estimate (the mean of recent waits) feeds on itself after one slow request; Kiln bounds it"
+    )
     max_inputs_per_request: int = 256
     max_text_chars: int = 10_000
     torch_threads: int = Field(0, description="0 lets torch pick (one per core)")
