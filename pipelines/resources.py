@@ -104,8 +104,7 @@ class BentoModelStore(dg.ConfigurableResource):
             labels[TRAINING_DAGSTER_RUN_LABEL] = training_dagster_run_id
         metadata = {"kiln": model.to_json()}
         if optimized is not None and variants is not None:
-            labels["serve_variant"] = variants["selected"]
-            metadata["variants"] = variants
+            labels["serve_variant"] = variants["selected"]  # the verdicts are in optimized/variants.json
         with bentoml.models.create(f"{name}:{version}", labels=labels, metadata=metadata) as bento_model:
             link_tree(model.path, Path(bento_model.path), skip=(MANIFEST,))
             (Path(bento_model.path) / MANIFEST).write_text((model.path / MANIFEST).read_text())
