@@ -108,6 +108,7 @@ def vectors(results: list[dict]) -> np.ndarray:
     return np.asarray([r["embedding"] for r in results])
 
 
+@pytest.mark.slow  # the module exports a tiny BERT to ONNX once (15-30 s)
 def test_onnx_engine_answers_what_eager_answers(packaged):
     reference = vectors(eager(packaged).predict(TEXTS))
     for variant, floor in (("onnx-fp32", 0.9999), ("onnx-int8", 0.9)):
@@ -121,6 +122,7 @@ def test_onnx_engine_answers_what_eager_answers(packaged):
     assert read_manifest(packaged)["selected"] == "onnx-int8"
 
 
+@pytest.mark.slow  # the module exports a tiny BERT to ONNX once (15-30 s)
 def test_fast_tokenizer_matches_the_transformers_tokenizer(packaged):
     from kiln.engines.onnx import FastTokenizer
 
@@ -130,6 +132,7 @@ def test_fast_tokenizer_matches_the_transformers_tokenizer(packaged):
     assert np.array_equal(ours["attention_mask"], theirs["attention_mask"])
 
 
+@pytest.mark.slow  # the module exports a tiny BERT to ONNX once (15-30 s)
 def test_a_variant_that_cannot_load_falls_back_to_eager_and_says_why(packaged, tmp_path, monkeypatch, caplog):
     broken = tmp_path / "broken"
     shutil.copytree(packaged, broken)
@@ -162,6 +165,7 @@ def worker_on(folder: Path, tmp_path: Path, **settings):
     return Worker(config, lambda: {"tiny": Spec("tiny", "sentence-embedding", folder)}, lambda spec: eager(spec.path))
 
 
+@pytest.mark.slow  # the module exports a tiny BERT to ONNX once (15-30 s)
 def test_worker_serves_the_gated_variant_and_tags_each_result(packaged, tmp_path):
     worker = worker_on(packaged, tmp_path)
     try:
@@ -173,6 +177,7 @@ def test_worker_serves_the_gated_variant_and_tags_each_result(packaged, tmp_path
         worker.stop()
 
 
+@pytest.mark.slow  # the module exports a tiny BERT to ONNX once (15-30 s)
 def test_optimize_switches_an_eager_model_to_its_gated_variant_and_retry_switches_back(packaged, tmp_path):
     worker = worker_on(packaged, tmp_path, serve_variant="auto,tiny=eager")
     try:
@@ -187,6 +192,7 @@ def test_optimize_switches_an_eager_model_to_its_gated_variant_and_retry_switche
         worker.stop()
 
 
+@pytest.mark.slow  # the module exports a tiny BERT to ONNX once (15-30 s)
 def test_a_misspelt_serve_variant_fails_at_start(packaged, tmp_path):
     with pytest.raises(BadRequest, match="KILN_SERVE_VARIANT"):
         worker_on(packaged, tmp_path, serve_variant="tiny=fastest")
