@@ -20,8 +20,9 @@ from kiln.catalog import Catalog, UnknownModel
 from kiln.errors import KilnError, ModelNotAvailable, Timeout
 from kiln.serving.coalesce import Coalescer
 from kiln.serving.dispatch import PredictRequest
-from kiln.serving.protocol import ServiceError, is_error, raise_for_error
+from kiln.serving.protocol import VARIANT_KEY, ServiceError, is_error, raise_for_error
 from kiln.serving.stats import LatencyWindow
+from kiln.serving.variants import EAGER
 from kiln.settings import Settings
 
 
@@ -113,6 +114,12 @@ class WorkerClient:
     async def infer(
         self, model: str, items: list[Any], batching: bool, priority: int = 0, timeout: float | None = None
     ) -> list[Any]:
+        return (await self.infer_with_variant(model, items, batching, priority, timeout))[0]
+
+    async def infer_with_variant(
+        self, model: str, items: list[Any], batching: bool, priority: int = 0, timeout: float | None = None
+    ) -> tuple[list[Any], str]:
+        """The results, and the model variant that computed them (``eager-fp32``, ``onnx-fp32``, ``onnx-int8``)."""
         requests: list[PredictRequest] = [
             {"model": model, "item": item, "priority": priority, "timeout": timeout} for item in items
         ]
@@ -129,7 +136,10 @@ class WorkerClient:
             if failed is not None:
                 raise_for_error(failed)
             ok = True
-            return results
+            variants = {r.pop(VARIANT_KEY, None) for r in results if isinstance(r, dict)}
+            variants.discard(None)
+            # One answer, one variant: a batch split while the variant was being switched names both.
+            return results, "+".join(sorted(variants)) or EAGER
         finally:
             seconds = time.perf_counter() - started
             self.requests.record(seconds, ok=ok, items=len(items))

@@ -10,6 +10,7 @@ from typing import Any
 
 import bentoml
 
+from bentos.batching import install_bounded_wait
 from bentos.models import ServedModel, served_models
 from bentos.options import KEEP_RUNNER_CONNECTION, tracing
 from kiln.engines import load_engine
@@ -18,6 +19,7 @@ from kiln.serving.worker import Worker
 from kiln.settings import get_settings
 
 SETTINGS = get_settings()
+install_bounded_wait(SETTINGS.batch_max_wait_ms)  # before the server makes its dispatchers
 
 
 def load_served(model: ServedModel) -> Any:

@@ -13,6 +13,14 @@ from kiln.errors import KilnError, NotFound
 Source = Literal["huggingface", "path", "package", "train", "finetune"]
 
 
+class ServeGate(BaseModel):
+    """Agreement with eager fp32 an optimized variant needs to be served by default (kiln.serving.variants)."""
+
+    min_mean_cosine: float = Field(0.99, ge=0, le=1, description="embeddings: mean cosine to eager on the evaluation inputs")
+    min_min_cosine: float = Field(0.97, ge=-1, le=1, description="embeddings: lowest cosine to eager")
+    max_accuracy_drop: float = Field(0.01, ge=0, le=1, description="classifiers: accuracy lost on the test split")
+
+
 class CatalogEntry(BaseModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
     source: Source
@@ -31,6 +39,7 @@ class CatalogEntry(BaseModel):
     vocoder: str | None = None
     description: str = ""
     tags: list[str] = Field(default_factory=list)
+    serve_gate: ServeGate = Field(default_factory=ServeGate)  # which optimized variant may be served
 
 
 class Catalog(BaseModel):

@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     enable_batching: bool = Field(True, description="Route /predict through the adaptive-batching worker API")
     max_batch_size: int = 64
     max_latency_ms: int = 20_000
+    batch_max_wait_ms: float = Field(
+        2.0, ge=0, le=1000, description="Longest adaptive batching holds a request back to gather a batch. BentoML's own "
+        "estimate (the mean of recent waits) feeds on itself after one slow request; Kiln bounds it"
+    )
     max_inputs_per_request: int = 256
     max_text_chars: int = 10_000
     torch_threads: int = Field(0, description="0 lets torch pick (one per core)")
@@ -77,6 +81,11 @@ class Settings(BaseSettings):
     instance_threads: int = Field(
         1, description="torch intra-op threads in the model worker unless KILN_TORCH_THREADS is set: one per instance "
         "(scale instances for parallelism); 2-thread OpenMP forward passes stall badly when cores are shared"
+    )
+    serve_variant: str = Field(
+        "auto", description="Which variant of each model the worker serves: auto (the fastest the pipeline measured "
+        "that passes the catalog's agreement gate) | eager | onnx-fp32 | onnx-int8, globally or per model "
+        "(e.g. 'auto,minilm=eager'). A variant that is not packaged or fails to load falls back to eager with a warning"
     )
     min_split_items: int = Field(4, ge=1, description="A batch is split over idle instances in chunks of at least this many items")
     coalesce_in_flight: int = Field(

@@ -81,7 +81,8 @@ class BentoModelStore(dg.ConfigurableResource):
     """BentoML's model store (``BENTOML_HOME/models``). Weights are hard-linked in, never copied twice."""
 
     def import_champion(self, model: StoredModel, registration: Registration, dagster_run_id: str = "",
-                        training_dagster_run_id: str | None = None) -> tuple[str, bool]:
+                        training_dagster_run_id: str | None = None, optimized: StoredModel | None = None,
+                        variants: dict | None = None) -> tuple[str, bool]:
         """Make the registry's champion (``model``, stored in Kiln) servable. Returns (bento model tag, reused).
 
         Labels name its lineage: ``mlflow_run_id`` (the champion's MLflow run), ``dagster_run_id`` (the Dagster
@@ -111,11 +112,17 @@ class BentoModelStore(dg.ConfigurableResource):
             labels[DAGSTER_RUN_TAG] = dagster_run_id
         if training_dagster_run_id:
             labels[TRAINING_DAGSTER_RUN_LABEL] = training_dagster_run_id
-        with bentoml.models.create(f"{name}:{version}", labels=labels, metadata={"kiln": model.to_json()}) as bento_model:
+        metadata = {"kiln": model.to_json()}
+        if optimized is not None and variants is not None:
+            labels["serve_variant"] = variants["selected"]  # the verdicts are in optimized/variants.json
+        with bentoml.models.create(f"{name}:{version}", labels=labels, metadata=metadata) as bento_model:
             link_tree(model.path, Path(bento_model.path), skip=(MANIFEST,))
             (Path(bento_model.path) / MANIFEST).write_text((model.path / MANIFEST).read_text())
+            if optimized is not None and variants is not None:
+                package_variants(optimized, variants, Path(bento_model.path))
         # BentoML stages models in a temporary folder and copies them into its store: link the copies back.
-        replace_duplicates_with_links(Path(bentoml.models.get(bento_model.tag).path), model.file_by_digest())
+        canonical = model.file_by_digest() | (optimized.file_by_digest() if optimized is not None else {})
+        replace_duplicates_with_links(Path(bentoml.models.get(bento_model.tag).path), canonical)
         return str(bento_model.tag), False
 
 
@@ -191,6 +198,18 @@ class BuiltBento:
 
 # Bento model label: the Dagster run that made the champion's MLflow run (trained or fetched it).
 TRAINING_DAGSTER_RUN_LABEL = "training_dagster_run_id"
+
+
+def package_variants(optimized: StoredModel, variants: dict, target: Path) -> None:
+    """The ONNX exports (hard links) and their gate verdicts, in the bento model's ``optimized/`` folder."""
+    import json
+
+    from kiln.files import link_tree
+    from kiln.serving.variants import FOLDER, MANIFEST
+    from kiln.store import MANIFEST as STORE_MANIFEST
+
+    link_tree(optimized.path, target / FOLDER, skip=(STORE_MANIFEST,))
+    (target / FOLDER / MANIFEST).write_text(json.dumps(variants, indent=2))
 
 
 def bento_model_name(kiln_name: str) -> str:

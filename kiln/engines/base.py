@@ -81,6 +81,8 @@ class Text(InputSchema):
 
 class Engine(ABC):
     task: str = ""
+    variant: str = "eager-fp32"  # what runs: eager torch, or an ONNX export (kiln.engines.onnx)
+    variant_info: dict[str, Any] | None = None  # measured speed-up and agreement (kiln.serving.variants)
 
     def __init__(self, name: str, schema: InputSchema, device: str = "cpu"):
         self.name = name
@@ -121,6 +123,8 @@ class Engine(ABC):
             "device": self.device,
             "parameters": self.parameters,
             "memory_bytes": self.memory_bytes,
+            "variant": self.variant,
+            **(self.variant_info or {}),
         }
 
 

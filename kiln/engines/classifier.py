@@ -42,13 +42,15 @@ class TorchClassifierEngine(Engine):
         with torch.inference_mode():
             features = torch.tensor(items, dtype=torch.float32) * self.scale
             probabilities = torch.softmax(self.module(features), dim=1)
-        results = []
-        for row in probabilities.tolist():
-            best = max(range(len(row)), key=row.__getitem__)
-            results.append(
-                {"prediction": self.labels[best], "class_index": best, "confidence": row[best], "probabilities": row}
-            )
-        return results
+        return class_results(probabilities.tolist(), self.labels)
 
     def torch_module(self) -> Any:
         return self.module
+
+
+def class_results(rows: list[list[float]], labels: list[Any]) -> list[dict[str, Any]]:
+    results = []
+    for row in rows:
+        best = max(range(len(row)), key=row.__getitem__)
+        results.append({"prediction": labels[best], "class_index": best, "confidence": row[best], "probabilities": row})
+    return results

@@ -29,13 +29,7 @@ class SentenceEmbeddingEngine(Engine):
 
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         model = AutoModel.from_pretrained(path, local_files_only=True)
-        max_seq_length = 256
-        if (path / "sentence_bert_config.json").is_file():
-            max_seq_length = json.loads((path / "sentence_bert_config.json").read_text()).get("max_seq_length", 256)
-        normalize = True
-        if (path / "modules.json").is_file():
-            modules = json.loads((path / "modules.json").read_text())
-            normalize = any(m.get("type", "").endswith("Normalize") for m in modules)
+        max_seq_length, normalize = read_embedding_config(path)
         return cls(name, tokenizer, model, max_seq_length, normalize)
 
     def encode(self, texts: list[str]):
@@ -54,5 +48,20 @@ class SentenceEmbeddingEngine(Engine):
         return pooled
 
     def predict(self, items: list[str]) -> list[dict[str, Any]]:
-        vectors = self.encode(items)
-        return [{"embedding": row, "dimensions": len(row)} for row in vectors.tolist()]
+        return embedding_results(self.encode(items).tolist())
+
+
+def embedding_results(rows: list[list[float]]) -> list[dict[str, Any]]:
+    return [{"embedding": row, "dimensions": len(row)} for row in rows]
+
+
+def read_embedding_config(path: Path) -> tuple[int, bool]:
+    """(max_seq_length, normalize) from a sentence-transformers folder's config files."""
+    max_seq_length = 256
+    if (path / "sentence_bert_config.json").is_file():
+        max_seq_length = json.loads((path / "sentence_bert_config.json").read_text()).get("max_seq_length", 256)
+    normalize = True
+    if (path / "modules.json").is_file():
+        modules = json.loads((path / "modules.json").read_text())
+        normalize = any(m.get("type", "").endswith("Normalize") for m in modules)
+    return max_seq_length, normalize

@@ -45,16 +45,25 @@ class TextClassifierEngine(Engine):
             return torch.softmax(logits, dim=-1)
 
     def predict(self, items: list[str]) -> list[dict[str, Any]]:
-        results = []
-        for row in self.probabilities(items).tolist():
-            best = max(range(len(row)), key=row.__getitem__)
-            results.append(
-                {
-                    "label": self.labels[best],
-                    "prediction": self.labels[best],
-                    "class_index": best,
-                    "confidence": row[best],
-                    "scores": dict(zip(self.labels, row)),
-                }
-            )
-        return results
+        return text_class_results(self.probabilities(items).tolist(), self.labels)
+
+
+def text_class_results(rows: list[list[float]], labels: list[str]) -> list[dict[str, Any]]:
+    results = []
+    for row in rows:
+        best = max(range(len(row)), key=row.__getitem__)
+        results.append(
+            {
+                "label": labels[best],
+                "prediction": labels[best],
+                "class_index": best,
+                "confidence": row[best],
+                "scores": dict(zip(labels, row)),
+            }
+        )
+    return results
+
+
+def read_labels(config: dict[str, Any]) -> list[str]:
+    id2label = config.get("id2label") or {}
+    return [str(id2label.get(i, id2label.get(str(i), i))) for i in range(len(id2label))]

@@ -15,6 +15,7 @@ from kiln.errors import KilnError
 log = logging.getLogger("kiln.serving")
 
 ERROR_KEY = "__error__"
+VARIANT_KEY = "__variant__"  # on each prediction result: the model variant that computed it
 
 
 class ErrorPayload(TypedDict):

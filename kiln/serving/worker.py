@@ -19,7 +19,8 @@ from kiln.errors import Conflict
 from kiln.serving.autoscaler import Autoscaler
 from kiln.serving.dispatch import PredictRequest, predict_split, run_grouped, split_instances
 from kiln.serving.memory import process_memory_mb, trim_process_memory
-from kiln.serving.protocol import error_reply
+from kiln.serving.protocol import VARIANT_KEY, error_reply
+from kiln.serving.variants import EAGER, load_variant, parse_choice, read_manifest, wanted_variant
 from kiln.settings import Settings
 
 log = logging.getLogger("kiln.worker")
@@ -36,6 +37,8 @@ class Worker:
         self.load_engine = load
         self.scaling = ScalingLog(Database(settings.records_database_url))
         self.described: dict[str, dict[str, Any]] = {}
+        self.variant_override: dict[str, str] = {}  # set by the optimize action, cleared by retry
+        parse_choice(settings.serve_variant, "")  # a misspelt KILN_SERVE_VARIANT fails at start, not on first load
         # Threads for the extra instances a split batch runs on (the calling thread runs the first).
         self.executor = ThreadPoolExecutor(max(1, settings.max_instances - 1), thread_name_prefix="kiln-split")
         self.autoscaler = Autoscaler(
@@ -70,11 +73,25 @@ class Worker:
         self.scaling.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
 
+    def _variant_for(self, spec: Any) -> str:
+        if spec.name in self.variant_override:
+            return self.variant_override[spec.name]
+        path = getattr(spec, "path", None)
+        manifest = read_manifest(path) if path is not None else None
+        return wanted_variant(parse_choice(self.settings.serve_variant, spec.name), manifest)
+
     def _load(self, spec: Any) -> Any:
         started = time.perf_counter()
-        engine = self.load_engine(spec)
+        variant = self._variant_for(spec)
+        threads = self.settings.torch_threads or self.settings.instance_threads  # as the torch engines get
+        if getattr(spec, "path", None) is None:
+            engine = self.load_engine(spec)
+            engine.variant, engine.variant_info = EAGER, {"variant": EAGER}
+        else:
+            engine = load_variant(spec.name, spec.task, spec.path, variant, lambda: self.load_engine(spec), threads)
         self.described[spec.name] = engine.describe()
-        log.info("model loaded", extra={"model_name": spec.name, "load_seconds": round(time.perf_counter() - started, 3)})
+        log.info("model loaded", extra={"model_name": spec.name, "variant": engine.variant,
+                                        "load_seconds": round(time.perf_counter() - started, 3)})
         return engine
 
     def _has_memory_for_one_more(self, name: str) -> bool:
@@ -92,7 +109,13 @@ class Worker:
         pool = self.autoscaler.pool(name)
         limit = split_instances(len(items), self.settings.max_instances, self.settings.min_split_items)
         with pool.lease_many(limit, priority, timeout, items=len(items)) as engines:
-            return predict_split(engines, items, self.executor)
+            outputs = predict_split(engines, items, self.executor)
+            variant = getattr(engines[0], "variant", EAGER)
+        # Which variant answered travels with each result (the gateway strips it into X-Model-Variant).
+        for output in outputs:
+            if isinstance(output, dict):
+                output[VARIANT_KEY] = variant
+        return outputs
 
     def infer(self, requests: list[PredictRequest]) -> list[Any]:
         return run_grouped(requests, self._predict)
@@ -155,15 +178,44 @@ class Worker:
         return self._control(run)
 
     def retry(self, model_name: str) -> Any:
-        return self._control(lambda: self.autoscaler.pool(model_name).reset())
+        def run() -> Any:
+            pool = self.autoscaler.pool(model_name)
+            self.variant_override.pop(model_name, None)  # back to the configured variant (KILN_SERVE_VARIANT)
+            return pool.reset()
+
+        return self._control(run)
 
     def optimize(self, model_name: str) -> Any:
         return self._control(lambda: self._optimize(model_name))
 
     def _optimize(self, model_name: str) -> dict[str, Any]:
+        """Switch to the gated ONNX variant the pipeline packaged; without one, quantize the torch model."""
+        pool = self.autoscaler.pool(model_name)
+        spec = self.autoscaler.specs[model_name]
+        manifest = read_manifest(spec.path) if getattr(spec, "path", None) is not None else None
+        if manifest is not None and manifest["selected"] != EAGER:
+            return self._switch_variant(pool, spec, manifest["selected"])
+        return self._quantize(pool, model_name)
+
+    def _switch_variant(self, pool: Any, spec: Any, variant: str) -> dict[str, Any]:
+        current = (pool.engine() and pool.engine().variant) or self._variant_for(spec)
+        if current == variant:
+            raise Conflict(f"Model '{spec.name}' already serves its gated variant {variant}", {"variant": variant})
+        self.variant_override[spec.name] = variant
+        instances = max(1, len(pool.instances), pool.floor)
+        pool.unload()  # busy instances finish their request first, then go
+        pool.scale(instances)
+        served = pool.engine().variant
+        pool.optimization = {"method": f"serve the gated variant {variant}", "variant": served}
+        fallback = self.described.get(spec.name, {}).get("variant_fallback")
+        if fallback:  # it did not load: eager serves, and says why
+            pool.optimization["fallback"] = fallback
+        return {"instances_changed": instances, "variant": served, "previous_variant": current,
+                "optimization": pool.optimization}
+
+    def _quantize(self, pool: Any, model_name: str) -> dict[str, Any]:
         from kiln.serving.optimize import can_quantize, quantize_dynamic_int8
 
-        pool = self.autoscaler.pool(model_name)
         if pool.optimization is not None:
             raise Conflict(f"Model '{model_name}' is already optimized: {pool.optimization['method']}", {"optimization": pool.optimization})
         with pool.lease() as engine:  # loads the model if needed, so there is something to optimize

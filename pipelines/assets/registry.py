@@ -64,9 +64,11 @@ def registered_model(
     partitions_def=catalog_models,
     group_name="package",
     kinds={"bentoml"},
+    deps=["optimized_model"],  # its ONNX variants go into the bento model, and the gated one is served
     description=(
         "The champion's weights in BentoML's model store (hard links), labelled with its MLflow run and the "
-        "Dagster runs that packaged it (dagster_run_id) and trained or fetched it (training_dagster_run_id)."
+        "Dagster runs that packaged it (dagster_run_id) and trained or fetched it (training_dagster_run_id), "
+        "with its ONNX variants and the one that passed the catalog's agreement gate (serve_variant)."
     ),
 )
 def bento_model(
@@ -83,7 +85,8 @@ def bento_model(
             "is not in this workspace's model store; re-run raw_model for it."
         )
     trained_by = mlflow.tracker(context).run_tag(registered_model.champion_run_id, DAGSTER_RUN_TAG)
-    tag, reused = bentoml.import_champion(champion, registered_model, context.run.run_id, trained_by)
+    optimized, variants = champion_variants(store, champion, kiln.catalog().get(context.partition_key))
+    tag, reused = bentoml.import_champion(champion, registered_model, context.run.run_id, trained_by, optimized, variants)
     context.log.info(f"{context.partition_key}: BentoML model {tag} ({'reused' if reused else 'imported'})")
     import bentoml as bentoml_lib
 
@@ -96,6 +99,25 @@ def bento_model(
             "mlflow_run_id": registered_model.champion_run_id,
             "dagster_run_id": labels.get(DAGSTER_RUN_TAG, ""),
             "training_dagster_run_id": labels.get(TRAINING_DAGSTER_RUN_LABEL, ""),
+            "serve_variant": labels.get("serve_variant", "eager-fp32"),
             "reused": reused,
         },
     )
+
+
+def champion_variants(store, champion: StoredModel, entry) -> tuple[StoredModel | None, dict | None]:
+    """The champion's newest ONNX exports (made by optimized_model from this very version) and the gate's
+    verdict on each; (None, None) when it has none."""
+    import json
+
+    from kiln.optimize import REPORT_FILE
+    from kiln.serving.variants import Gate, select_variant
+
+    exports = [m for m in store.versions(f"{champion.name}.onnx")
+               if m.info.get("of") == champion.name and m.info.get("of_version") == champion.version
+               and (m.path / REPORT_FILE).is_file()]
+    if not exports:
+        return None, None
+    optimized = max(exports, key=lambda m: m.created)
+    report = json.loads((optimized.path / REPORT_FILE).read_text())
+    return optimized, select_variant(report, Gate(**entry.serve_gate.model_dump()))

@@ -47,6 +47,19 @@ def test_concurrent_requests_are_batched_and_answered_correctly(server):
     assert max(abs(a - b) for a, b in zip(solo, responses[3].json()["result"]["embedding"])) < 1e-4
 
 
+def test_the_gated_variant_is_served_and_shown(server):
+    """The pipeline packaged minilm's ONNX variants; the worker serves the one that passed the gate."""
+    answer = httpx.post(f"{server}/predict", json={"model_name": "minilm", "inputs": "A fine movie."}, timeout=60)
+    assert answer.status_code == 200
+    listed = {m["name"]: m for m in httpx.get(f"{server}/models", timeout=30).json()["models"]}["minilm"]
+    variant = answer.headers["x-model-variant"]
+    assert variant == answer.json()["model_info"]["variant"] == listed["variant"] == listed["gated_variant"]
+    assert variant in {"eager-fp32", "onnx-fp32", "onnx-int8"} and listed["variant_gate_passed"]
+    assert "variant_fallback" not in listed and listed["variant_speedup"] >= 1.0
+    if variant != "eager-fp32":
+        assert listed["variant_agreement"]["mean_cosine"] >= 0.99
+
+
 def test_errors_over_http(server):
     response = httpx.post(f"{server}/predict", json={"model_name": "nope", "inputs": [1]}, timeout=30)
     assert response.status_code == 404 and response.json()["detail"]["available_models"] == ["example", "minilm"]

@@ -28,7 +28,7 @@ def test_asset_graph_follows_the_design():
     assert parents("evaluation") == {"finetuned_model"}
     assert parents("optimized_model") == {"finetuned_model"}
     assert parents("registered_model") == {"finetuned_model", "evaluation"}
-    assert parents("bento_model") == {"registered_model"}
+    assert parents("bento_model") == {"registered_model", "optimized_model"}
     assert parents("bento") == {"bento_model"}
     assert parents("scaling_predictor") == set()  # it learns from Kiln's records, not from another asset
 

@@ -59,15 +59,18 @@ async def run_prediction(
     else:
         items, is_batch = schema.validate(inputs, limit)
     batching = serving.settings.enable_batching if options.enable_batching is None else options.enable_batching
-    results = await serving.worker.infer(model.name, items, batching=batching, priority=options.priority, timeout=options.timeout)
+    results, variant = await serving.worker.infer_with_variant(
+        model.name, items, batching=batching, priority=options.priority, timeout=options.timeout
+    )
     response.headers["X-Model-Version"] = model.registry_version
+    response.headers["X-Model-Variant"] = variant
     response.headers["X-MLflow-Run-Id"] = model.mlflow_run_id
     response.headers["X-Dagster-Run-Id"] = model.dagster_run_id
     return PredictResponse(
         result=results if is_batch else results[0],
         processing_time=round(time.perf_counter() - started, 6),
         batch_size=len(items),
-        model_info=ModelInfo(device=serving.device, **model.info()),
+        model_info=ModelInfo(device=serving.device, variant=variant, **model.info()),
         timestamp=now(),
     )
 

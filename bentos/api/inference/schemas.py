@@ -41,6 +41,8 @@ class ModelInfo(BaseModel):
     bento_model: str
     mlflow_run_id: str
     dagster_run_id: str = Field("", description="The Dagster run that made the model (open it in the Dagster UI)")
+    variant: str = Field("eager-fp32", description="What computed the answer: eager-fp32 (torch), onnx-fp32 or onnx-int8 "
+                         "(onnxruntime; the pipeline's measured, agreement-gated export). Also the X-Model-Variant header")
 
 
 class PredictResponse(BaseModel):

@@ -15,6 +15,9 @@ def test_predict_one_input_with_lineage(client):
     assert info["dagster_run_id"] == "dagster-0001" and info["device"] == "cpu"
     assert response.headers["X-Model-Version"] == "1" and response.headers["X-MLflow-Run-Id"] == "run-0001"
     assert response.headers["X-Dagster-Run-Id"] == "dagster-0001"
+    # the fakes are eager torch-style engines; the worker's variant tag never leaks into the result
+    assert info["variant"] == "eager-fp32" and response.headers["X-Model-Variant"] == "eager-fp32"
+    assert "__variant__" not in body["result"]
 
 
 def test_predict_a_batch_and_the_model_in_the_path(client):
