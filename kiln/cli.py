@@ -66,6 +66,7 @@ def serve(
     warn_if_exposed(settings, host or settings.host)
     announce_admin_key(settings)
     command = gateway_command(settings, host or settings.host, port or settings.port)
+    os.environ["KILN_BIND_HOST"] = host or settings.host  # the Host headers the server answers start from it
     os.execvp(command[0], command)
 
 
@@ -121,6 +122,7 @@ def api(
     scheme = "https" if ssl_certfile else "http"
     typer.echo(f"Kiln API on {scheme}://{host}:{port}  (docs {scheme}://{host}:{port}/docs, workers {workers})")
     os.environ.update(env)
+    os.environ["KILN_BIND_HOST"] = host  # the Host headers the server answers start from it
     os.execvp(command[0], command)
 
 

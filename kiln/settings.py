@@ -114,7 +114,13 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, description="Redis for rate limits (and caches); default in process")
     rate_limit_prefix: str = "kiln-ratelimit"
     cors_origins: list[str] = Field(default_factory=list, description='JSON list; empty: no CORS headers')
-    allowed_hosts: list[str] = Field(["*"], description="JSON list of Host header values; * allows any")
+    allowed_hosts: list[str] = Field(
+        default_factory=list, description='JSON list of Host header values allowed besides the bind address, localhost, '
+        '127.0.0.1 and [::1] (other Host headers get 400: DNS rebinding); "*.example.com" matches subdomains, '
+        '"*" allows any'
+    )
+    bind_host: str | None = Field(None, description="The address the server listens on; set by kiln serve/api "
+                                  "(default KILN_HOST)")
     max_body_bytes: int = Field(100 * 1024 * 1024, gt=0, description="Larger request bodies get 413")
     hsts: Literal["tls", "always", "off"] = Field(
         "tls", description="Strict-Transport-Security: on answers served over TLS (tls), on every answer (always: "
@@ -128,6 +134,20 @@ class Settings(BaseSettings):
     @property
     def records_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home_dir / 'kiln.db'}"
+
+    @property
+    def trusted_hosts(self) -> list[str]:
+        """Host header values the server answers: the bind address, loopback names, and KILN_ALLOWED_HOSTS."""
+        bind = self.bind_host or self.host
+        hosts = [*self.allowed_hosts, "localhost", "127.0.0.1", "[::1]"]
+        if bind in ("0.0.0.0", "::", ""):
+            # Bound to every interface: the machine's own name is ours too (an attacker's name is not).
+            import socket
+
+            hosts.append(socket.gethostname())
+        else:
+            hosts.append(f"[{bind}]" if ":" in bind else bind)
+        return list(dict.fromkeys(h.lower() for h in hosts))
 
     @property
     def rate_limiting(self) -> bool:

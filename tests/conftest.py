@@ -15,6 +15,8 @@ import pytest
 
 SESSION_HOME = Path(tempfile.mkdtemp(prefix="kiln-test-home-"))
 os.environ["KILN_HOME"] = str(SESSION_HOME)
+# Test clients (TestClient, httpx) send "Host: testserver"; the product default answers loopback names only.
+os.environ["KILN_ALLOWED_HOSTS"] = '["testserver"]'
 for leaked in ("KILN_MLFLOW_TRACKING_URI", "KILN_MLFLOW_ARTIFACT_ROOT", "KILN_CATALOG_PATH", "MLFLOW_TRACKING_URI"):
     os.environ.pop(leaked, None)
 
