@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from bentos.api.http import json_guard
 from bentos.api.http.identity import AccessDep, PrincipalDep, UserDep, client_ip
 from kiln.access.errors import Forbidden, Unauthorized
 from kiln.access.models import User
@@ -100,7 +100,9 @@ async def _credentials(request: Request) -> tuple[str, str]:
         data = {key: form.get(key) for key in ("username", "password")}
     else:
         try:
-            data = json.loads(await request.body() or b"{}")
+            data = json_guard.loads(await request.body() or b"{}")
+        except json_guard.JsonTooDeep as exc:
+            raise BadRequest(str(exc)) from None
         except (ValueError, UnicodeDecodeError):
             raise BadRequest("Login body must be JSON {username, password} or a form") from None
     if not isinstance(data, dict):
