@@ -105,8 +105,11 @@ class Settings(BaseSettings):
     )
     admin_username: str = "admin"
     admin_password: SecretStr | None = Field(None, description="When set, the admin user exists with this password")
-    allow_registration: bool = Field(True, description="Open POST /auth/register and /users/register")
-    registration_permissions: list[str] = Field(["read", "write"], description="Permissions of self-registered users")
+    allow_registration: bool | None = Field(
+        None, description="Open POST /auth/register and /users/register to anyone; default: open exactly when auth "
+        "is off (with auth on, admins create users, or set this to true)")
+    registration_permissions: list[str] = Field(["read", "write"], description="Permissions (the role) of "
+                                                "self-registered users, e.g. [\"read\"]")
     rate_limit_enabled: bool | None = Field(None, description="Default: on exactly when auth is on")
     rate_limit_generation: str = Field("100/minute", description="Write routes (predict, synthesize, ...)")
     rate_limit_status: str = Field("1000/minute", description="Read and admin routes")
@@ -148,6 +151,10 @@ class Settings(BaseSettings):
         else:
             hosts.append(f"[{bind}]" if ":" in bind else bind)
         return list(dict.fromkeys(h.lower() for h in hosts))
+
+    @property
+    def registration_open(self) -> bool:
+        return not self.enable_auth if self.allow_registration is None else self.allow_registration
 
     @property
     def rate_limiting(self) -> bool:
