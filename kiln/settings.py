@@ -57,6 +57,17 @@ class Settings(BaseSettings):
     max_text_chars: int = 10_000
     torch_threads: int = Field(0, description="0 lets torch pick (one per core)")
 
+    # --- model imports (POST /models/download of models outside the catalog; the catalog is trusted) ---
+    model_import_roots: list[Path] = Field(
+        default_factory=list, description="JSON list of folders under which source: path imports may sit; empty: "
+        "none (name other folders in the catalog file instead)")
+    model_packages: list[str] = Field(
+        default_factory=list, description="JSON list of Python packages (import names) that carry model weights and "
+        "may be imported with source: package besides the catalog's; they are located, never imported")
+    model_store_quota_bytes: int | None = Field(
+        None, gt=0, description="Most bytes the model store may hold; an import that would pass it is refused before "
+        "it starts (413). Default: the free space on the store's disk")
+
     # --- pipeline: datasets, optimization, fine-tuning ---
     hf_token: str | None = Field(None, description="Hugging Face token for gated/private hub models (never logged)")
 
