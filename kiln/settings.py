@@ -203,6 +203,10 @@ class Settings(BaseSettings):
     audio_enabled: bool = Field(True, description="Load the speech engines in the gateway's AudioService")
     audio_voices_dir: Path | None = Field(None, description="Extra piper voices (<name>.onnx + .onnx.json); default KILN_HOME/voices")
     audio_outputs_dir: Path | None = Field(None, description="Files served under /outputs/ (seed 001's audio_url); default KILN_HOME/outputs")
+    audio_piper_noise_scale: float | None = Field(
+        None, ge=0, description="piper's generator noise (None: the voice's own, about 0.667); 0 with "
+        "KILN_AUDIO_PIPER_NOISE_W=0 makes synthesis deterministic (the test suite does)")
+    audio_piper_noise_w: float | None = Field(None, ge=0, description="piper's phoneme-width noise (None: the voice's own)")
     audio_tts_engines: str = Field("piper,transformers,espeak", description="TTS engines in routing preference order")
     audio_stt_engines: str = Field("faster-whisper,whisper,pocketsphinx", description="STT engines in routing preference order")
     audio_default_lang: str = "en"

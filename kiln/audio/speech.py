@@ -131,7 +131,7 @@ class Speech:
         self.settings = settings or get_settings()
         s = self.settings
         if registry is None:
-            tts = tts_factories(s.voices_dir, s.model_store_dir)
+            tts = tts_factories(s.voices_dir, s.model_store_dir, (s.audio_piper_noise_scale, s.audio_piper_noise_w))
             stt = stt_factories(s.model_store_dir, s.audio_whisper_beam_size, s.audio_whisper_temperature_fallback)
             tts = {n: tts[n] for n in _names(s.audio_tts_engines) if n in tts}
             stt = {n: stt[n] for n in _names(s.audio_stt_engines) if n in stt}
