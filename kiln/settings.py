@@ -215,6 +215,9 @@ class Settings(BaseSettings):
     audio_max_batch_texts: int = 10
     audio_chunk_chars: int = Field(400, description="Long texts are synthesized in sentence chunks of at most this size")
     audio_max_upload_mb: int = 25
+    audio_max_decoded_samples: int = Field(
+        96_000_000, gt=0, description="Most samples (frames x channels, read from the header before decoding) an "
+        "upload may decode to; more is a 413. Default: an hour of 16 kHz stereo")
     audio_whisper_beam_size: int = 5
     audio_whisper_temperature_fallback: bool = Field(True, description="openai-whisper retries at higher temperatures when decoding fails")
     audio_cache_enabled: bool = True

@@ -207,7 +207,7 @@ class Speech:
         if len(data) > self.settings.audio_max_upload_mb * 1024 * 1024:
             raise InvalidInput("file", f"larger than {self.settings.audio_max_upload_mb} MB")
         chosen, chosen_model = self.registry.resolve_stt(language, engine, model)
-        audio = io.decode(data)
+        audio = io.decode(data, max_samples=self.settings.audio_max_decoded_samples)
         audio = io.Audio(io.resample(audio.samples, audio.sample_rate, chosen.sample_rate), chosen.sample_rate)
         with engine_call(self.stt_counters, chosen.name, "transcribe"):
             result = chosen.transcribe(audio, language=language, model=chosen_model, word_timestamps=word_timestamps)

@@ -3,6 +3,7 @@
 import base64
 import io
 
+import numpy as np
 import pytest
 import soundfile as sf
 
@@ -250,3 +251,16 @@ def test_transcription_names_the_model_that_ran(client, wav):
 def test_tts_families_not_stored_are_503(client, name):
     response = client.post("/synthesize", json={"model_name": name, "inputs": "Hello."})
     assert response.status_code == 503 and response.json()["success"] is False, response.text
+
+
+def test_an_upload_that_decodes_to_too_many_samples_is_413(client, monkeypatch):
+    from kiln.settings import get_settings
+
+    # 2 s of 8 channels at 96 kHz: a small FLAC of 1.5 M samples, over a limit lowered for the test.
+    rng = np.random.default_rng(0)
+    buffer = io.BytesIO()
+    sf.write(buffer, (0.1 * rng.standard_normal((192_000, 8))).astype(np.float32), 96_000, format="FLAC")
+    monkeypatch.setattr(get_settings(), "audio_max_decoded_samples", 1_000_000)
+    for path, field in (("/transcribe", "file"), ("/audio/validate", "file")):
+        response = client.post(path, files={field: ("big.flac", buffer.getvalue(), "audio/flac")})
+        assert response.status_code == 413 and "KILN_AUDIO_MAX_DECODED_SAMPLES" in response.text, (path, response.text)
