@@ -152,13 +152,23 @@ class Settings(BaseSettings):
     @property
     def trusted_hosts(self) -> list[str]:
         """Host header values the server answers: the bind address, loopback names, and KILN_ALLOWED_HOSTS."""
+        from urllib.parse import urlsplit
+
         bind = self.bind_host or self.host
         hosts = [*self.allowed_hosts, "localhost", "127.0.0.1", "[::1]"]
+        if self.task_server_url:  # the name this server's own workers reach it by (a Kubernetes Service...)
+            hosts.append(urlsplit(self.task_server_url).hostname or "")
         if bind in ("0.0.0.0", "::", ""):
-            # Bound to every interface: the machine's own name is ours too (an attacker's name is not).
+            # Bound to every interface: the machine's own name and addresses are ours too (an attacker's
+            # name is not): a pod's IP, which Kubernetes' probes send as Host.
             import socket
 
-            hosts.append(socket.gethostname())
+            name = socket.gethostname()
+            hosts.append(name)
+            try:
+                hosts += socket.gethostbyname_ex(name)[2]
+            except OSError:
+                pass
         else:
             hosts.append(f"[{bind}]" if ":" in bind else bind)
         return list(dict.fromkeys(h.lower() for h in hosts))

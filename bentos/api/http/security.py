@@ -46,6 +46,9 @@ class BodyTooLarge(HTTPException):
 
 
 SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+# Liveness/readiness probes answer any Host (Kubernetes sends the pod IP): they say only "up", so a
+# rebound page learns nothing from them.
+PROBES = {"/livez", "/readyz", "/healthz"}
 
 
 def host_allowed(host: str, allowed: list[str]) -> bool:
@@ -89,7 +92,8 @@ class SecurityMiddleware:
     def refusal(self, scope: Scope, headers) -> tuple[int, str] | None:
         """(status, message) when the Host or the Origin is not one this server answers."""
         host = headers.get("host", "")
-        if "*" not in self.allowed_hosts and not host_allowed(host, self.allowed_hosts):
+        probe = scope.get("path") in PROBES and scope.get("method") in ("GET", "HEAD")
+        if "*" not in self.allowed_hosts and not probe and not host_allowed(host, self.allowed_hosts):
             return 400, "Invalid host header"
         state_changing = scope["type"] == "websocket" or scope.get("method", "GET") not in SAFE_METHODS
         origin = request_origin(headers) if state_changing else None

@@ -62,3 +62,22 @@ def test_cross_site_websocket_handshake_is_refused(server):
     with pytest.raises(WebSocketDisconnect):
         with server.client.websocket_connect("/ws/events", headers={"Origin": "https://evil.example"}) as socket:
             socket.receive_json()
+
+
+def test_in_cluster_names_and_probes_are_answered(tmp_path, monkeypatch):
+    import socket
+
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from bentos.api.http.security import SecurityMiddleware
+
+    monkeypatch.delenv("KILN_ALLOWED_HOSTS", raising=False)
+    settings = Settings(home=tmp_path, _env_file=None, bind_host="0.0.0.0", task_server_url="http://kiln-gateway:8000")
+    assert {"kiln-gateway", socket.gethostname().lower()} <= set(settings.trusted_hosts)
+    up = Starlette(routes=[Route(path, lambda request: PlainTextResponse("up")) for path in ("/livez", "/keys")])
+    client = TestClient(SecurityMiddleware(up, settings))
+    assert client.get("/livez", headers={"Host": "10.244.0.7:8000"}).status_code == 200  # a probe to the pod IP
+    assert client.get("/keys", headers={"Host": "10.244.0.7:8000"}).status_code == 400
+    assert client.get("/keys", headers={"Host": "kiln-gateway:8000"}).status_code == 200
