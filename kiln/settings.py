@@ -46,6 +46,9 @@ class Settings(BaseSettings):
 
     environment: str = Field("development", description="development | production")
     host: str = "127.0.0.1"
+    shutdown_timeout_seconds: float = Field(
+        10.0, gt=0, description="kiln serve/api: seconds a stop (SIGTERM, Ctrl-C) waits for in-flight work before "
+        "the server's remaining processes are killed")
     port: int = 8000
     dagster_port: int = 3000
     mlflow_port: int = 5000
