@@ -20,6 +20,9 @@ from kiln.settings import Settings
 KEY = "benchmark-admin-key-0123456789"
 
 
+LOCAL = "http://localhost"  # a Host the server answers by default (TestClient's own "testserver" is not)
+
+
 def measure(client: TestClient, headers: dict, requests: int) -> tuple[float, float]:
     client.get("/api/v1/rate-limit", headers=headers)  # warm up
     samples = []
@@ -40,11 +43,11 @@ def main() -> None:
     big = "100000/minute"
     open_app = create_app(Settings(home=f"{home}/open"))
     secured = create_app(Settings(home=f"{home}/secured", enable_auth=True, api_keys={"admin": KEY},
-                                  rate_limit_status=big))
+                                  rate_limit_status=big, allow_registration=True))
     rows = []
-    with TestClient(open_app) as client:
+    with TestClient(open_app, base_url=LOCAL) as client:
         rows.append(("auth off, no credentials", *measure(client, {}, args.requests)))
-    with TestClient(secured) as client:
+    with TestClient(secured, base_url=LOCAL) as client:
         client.post("/auth/register", json={"username": "bench", "password": "correct horse"})
         token = client.post("/auth/login", json={"username": "bench", "password": "correct horse"}).json()
         basic = base64.b64encode(b"bench:correct horse").decode()

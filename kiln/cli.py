@@ -61,12 +61,14 @@ def serve(
     """Start the BentoML gateway (the HTTP API) in the foreground."""
     from kiln.access import warn_if_exposed
     from kiln.integrations.bentoml_serve import gateway_command
+    from kiln.supervise import supervise
 
     settings = configure_environment()
     warn_if_exposed(settings, host or settings.host)
     announce_admin_key(settings)
     command = gateway_command(settings, host or settings.host, port or settings.port)
-    os.execvp(command[0], command)
+    os.environ["KILN_BIND_HOST"] = host or settings.host  # the Host headers the server answers start from it
+    raise typer.Exit(supervise(command, settings.shutdown_timeout_seconds))
 
 
 def announce_admin_key(settings) -> None:
@@ -104,6 +106,7 @@ def api(
 ) -> None:
     """Start the HTTP API (the BentoML gateway) with the options of TTSKit's `ttskit api`."""
     from kiln.integrations.bentoml_serve import ApiOptionError, api_command
+    from kiln.supervise import supervise
 
     settings = configure_environment()
     ssl = {"keyfile": ssl_keyfile, "certfile": ssl_certfile, "keyfile_password": ssl_keyfile_password,
@@ -121,7 +124,8 @@ def api(
     scheme = "https" if ssl_certfile else "http"
     typer.echo(f"Kiln API on {scheme}://{host}:{port}  (docs {scheme}://{host}:{port}/docs, workers {workers})")
     os.environ.update(env)
-    os.execvp(command[0], command)
+    os.environ["KILN_BIND_HOST"] = host  # the Host headers the server answers start from it
+    raise typer.Exit(supervise(command, settings.shutdown_timeout_seconds))
 
 
 @app.command()

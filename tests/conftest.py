@@ -15,6 +15,11 @@ import pytest
 
 SESSION_HOME = Path(tempfile.mkdtemp(prefix="kiln-test-home-"))
 os.environ["KILN_HOME"] = str(SESSION_HOME)
+# Test clients (TestClient, httpx) send "Host: testserver"; the product default answers loopback names only.
+os.environ["KILN_ALLOWED_HOSTS"] = '["testserver"]'
+# piper draws its noise unseeded inside the ONNX graph: without it, every synthesis is the same audio.
+os.environ["KILN_AUDIO_PIPER_NOISE_SCALE"] = "0"
+os.environ["KILN_AUDIO_PIPER_NOISE_W"] = "0"
 for leaked in ("KILN_MLFLOW_TRACKING_URI", "KILN_MLFLOW_ARTIFACT_ROOT", "KILN_CATALOG_PATH", "MLFLOW_TRACKING_URI"):
     os.environ.pop(leaked, None)
 

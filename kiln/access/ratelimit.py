@@ -17,6 +17,10 @@ log = logging.getLogger("kiln.access")
 GROUPS = ("generation", "status", "auth")
 
 
+def failure_identity(ip: str, account: str) -> str:
+    return f"ip:{ip}|{account.lower()[:128]}"
+
+
 @dataclass(frozen=True)
 class Decision:
     allowed: bool
@@ -60,12 +64,35 @@ class RateLimiter:
         return {group: str(item) for group, item in self.limits.items()}
 
     async def hit(self, group: str, identity: str) -> Decision | None:
-        """Count one request; None if the storage is unreachable (logged: serving goes on unlimited)."""
+        """Count one request; None if the storage is unreachable (logged: serving goes on unlimited, since a
+        down Redis must not take the API down with it)."""
+        return await self.hit_in(group, group, identity)
+
+    # --- lockout: failed credentials count per (client IP, account), so guessing one account from one
+    # address locks only that pair; the right credential for any other account, or from elsewhere, gets in.
+
+    async def locked_out(self, ip: str, account: str) -> Decision | None:
+        """A refusing Decision when (ip, account) used up its failures in the window; None otherwise."""
+        item, identity = self.limits["auth"], failure_identity(ip, account)
+        try:
+            if await self.strategy.test(item, self.prefix, "auth-failures", identity):
+                return None
+            stats = await self.strategy.get_window_stats(item, self.prefix, "auth-failures", identity)
+        except Exception as exc:  # noqa: BLE001 - as in hit()
+            log.error("Rate limit storage (%s) failed: %s; lockout not checked", self.backend, type(exc).__name__)
+            return None
+        return Decision(False, item.amount, 0, math.ceil(stats.reset_time))
+
+    async def failed(self, ip: str, account: str) -> Decision | None:
+        """Count one failed credential for (ip, account)."""
+        return await self.hit_in("auth-failures", "auth", failure_identity(ip, account))
+
+    async def hit_in(self, namespace: str, group: str, identity: str) -> Decision | None:
         item = self.limits[group]
         try:
-            allowed = await self.strategy.hit(item, self.prefix, group, identity)
-            stats = await self.strategy.get_window_stats(item, self.prefix, group, identity)
-        except Exception as exc:  # noqa: BLE001 - a down Redis must not take the API down with it
+            allowed = await self.strategy.hit(item, self.prefix, namespace, identity)
+            stats = await self.strategy.get_window_stats(item, self.prefix, namespace, identity)
+        except Exception as exc:  # noqa: BLE001 - as in hit()
             log.error("Rate limit storage (%s) failed: %s; request not limited", self.backend, type(exc).__name__)
             return None
         return Decision(allowed, item.amount, max(0, stats.remaining), math.ceil(stats.reset_time))

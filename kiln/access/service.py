@@ -388,7 +388,15 @@ class AccessControl:
     # --- credentials ---
 
     def authenticate(self, authorization: str | None, api_key: str | None) -> Principal | None:
-        """The principal behind the request's credentials; None if it sent none; Unauthorized if they are bad."""
+        """The principal behind the request's credentials; None if it sent none; Unauthorized if they are bad,
+        or if X-API-Key and Authorization are both sent and do not name the same principal (ambiguous)."""
+        if api_key and authorization:
+            by_key, by_authorization = self._by_key(api_key), self.authenticate(authorization, None)
+            if (by_key.kind, by_key.name, by_key.key_id) != (by_authorization.kind, by_authorization.name,
+                                                            by_authorization.key_id):
+                raise Unauthorized("Conflicting credentials: X-API-Key and Authorization name different callers; "
+                                   "send one")
+            return by_key
         if api_key:
             return self._by_key(api_key)
         if not authorization:

@@ -9,7 +9,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from kiln.errors import BadRequest, InvalidInput
+from kiln.errors import BadRequest, InvalidInput, TooLarge
 
 # format -> (soundfile format, subtype, MIME type)
 FORMATS: dict[str, tuple[str, str | None, str]] = {
@@ -21,6 +21,11 @@ FORMATS: dict[str, tuple[str, str | None, str]] = {
 # MP3 (MPEG layer III) only takes these sample rates; others are resampled to the nearest above.
 MP3_RATES = (8000, 11025, 12000, 16000, 22050, 24000, 32000, 44100, 48000)
 MAX_DECODED_SECONDS = 60 * 60
+# frames x channels a decode may read (Settings.audio_max_decoded_samples): an hour of 16 kHz stereo, 33 min
+# of 48 kHz mono; the mono float32 result is at most 4 bytes per sample of it.
+DEFAULT_MAX_DECODED_SAMPLES = 96_000_000
+DECODE_BLOCK_FRAMES = 1 << 14  # frames read and downmixed at a time
+RESAMPLE_BLOCK = 1 << 18  # input samples resampled at a time
 
 
 @dataclass
@@ -46,29 +51,52 @@ def check_format(fmt: str, field: str = "format") -> str:
     return name
 
 
-def decode(data: bytes, field: str = "file") -> Audio:
-    """Decode an uploaded file (any format libsndfile reads) to mono float32. Non-audio is a 422."""
+def decode(data: bytes, field: str = "file", max_samples: int = DEFAULT_MAX_DECODED_SAMPLES) -> Audio:
+    """Decode an uploaded file (any format libsndfile reads) to mono float32. Non-audio is a 422.
+
+    A small upload can expand enormously (a 285 KB FLAC of 3 min at 192 kHz in 8 channels is 276 million
+    samples), so the header is read first: frames x channels over ``max_samples`` is a 413 before anything
+    is decoded. Then blocks are read and downmixed one at a time, so only the mono signal is ever held.
+    """
     import soundfile as sf
 
     if not data:
         raise InvalidInput(field, "the uploaded file is empty")
     try:
         with sf.SoundFile(io.BytesIO(data)) as handle:
-            if handle.frames > MAX_DECODED_SECONDS * handle.samplerate:
+            frames, channels, rate = handle.frames, handle.channels, handle.samplerate
+            if frames > MAX_DECODED_SECONDS * rate:
                 raise InvalidInput(field, f"audio longer than {MAX_DECODED_SECONDS} s is not accepted")
-            samples = handle.read(dtype="float32", always_2d=True)
-            rate = handle.samplerate
-    except InvalidInput:
+            if frames * channels > max_samples:
+                raise TooLarge(
+                    f"{field}: the audio decodes to {frames * channels:,} samples ({frames:,} frames x {channels} "
+                    f"channels at {rate} Hz), over the limit of {max_samples:,} (KILN_AUDIO_MAX_DECODED_SAMPLES)",
+                    {"field": field, "samples": frames * channels, "max_samples": max_samples})
+            mono = _read_mono(handle, frames, field)
+    except (InvalidInput, TooLarge):
         raise
     except Exception as exc:  # libsndfile's errors (sf.LibsndfileError, RuntimeError) all mean "not audio"
         reason = str(exc).rsplit(": ", 1)[-1] or type(exc).__name__  # drop libsndfile's "Error opening <BytesIO>"
         raise InvalidInput(field, f"not a readable audio file (wav, mp3, ogg or flac): {reason}") from exc
-    if samples.size == 0:
+    if mono.size == 0:
         raise InvalidInput(field, "the audio file holds no samples")
-    mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
-    if not np.all(np.isfinite(mono)):
-        raise InvalidInput(field, "the audio holds non-finite samples")
-    return Audio(np.ascontiguousarray(mono, dtype=np.float32), int(rate))
+    return Audio(mono, int(rate))
+
+
+def _read_mono(handle, frames: int, field: str) -> np.ndarray:
+    """The file's samples downmixed block by block into one preallocated mono array."""
+    mono = np.empty(max(frames, 0), dtype=np.float32)
+    position = 0
+    for block in handle.blocks(blocksize=DECODE_BLOCK_FRAMES, dtype="float32", always_2d=True):
+        if not np.all(np.isfinite(block)):
+            raise InvalidInput(field, "the audio holds non-finite samples")
+        if position + len(block) > len(mono):  # a header that undercounts (some MP3s): grow, still bounded
+            if position + len(block) > MAX_DECODED_SECONDS * handle.samplerate:
+                raise InvalidInput(field, f"audio longer than {MAX_DECODED_SECONDS} s is not accepted")
+            mono = np.concatenate([mono[:position], np.empty(max(len(block), len(mono) // 2), dtype=np.float32)])
+        mono[position:position + len(block)] = block.mean(axis=1) if block.shape[1] > 1 else block[:, 0]
+        position += len(block)
+    return mono[:position]
 
 
 def probe(data: bytes) -> dict:
@@ -103,12 +131,29 @@ def encode(audio: Audio, fmt: str) -> bytes:
 
 
 def resample(samples: np.ndarray, source_rate: int, target_rate: int) -> np.ndarray:
+    """Polyphase resampling, block by block for long signals (with enough context on each side of a block
+    that the result is the whole-signal one), so a long upload is never expanded whole in float64."""
     if source_rate == target_rate or len(samples) == 0:
         return samples.astype(np.float32, copy=False)
     from scipy.signal import resample_poly
 
     ratio = Fraction(target_rate, source_rate).limit_denominator(1000)
-    return resample_poly(samples, ratio.numerator, ratio.denominator).astype(np.float32)
+    up, down = ratio.numerator, ratio.denominator
+    # resample_poly's filter reaches 10 * max(up, down) taps each side at the upsampled rate.
+    context = (-(-10 * max(up, down) // (up * down)) + 1) * down  # input samples, a multiple of down
+    block = -(-RESAMPLE_BLOCK // down) * down
+    if len(samples) <= block + 2 * context:
+        return resample_poly(samples, up, down).astype(np.float32)
+    total = -(-len(samples) * up // down)
+    out = np.empty(total, dtype=np.float32)
+    for start in range(0, len(samples), block):
+        low, high = max(0, start - context), min(len(samples), start + block + context)
+        part = resample_poly(samples[low:high], up, down)
+        skip = (start - low) * up // down
+        first, count = start * up // down, -(-min(block, len(samples) - start) * up // down)
+        count = min(count, total - first)
+        out[first:first + count] = part[skip:skip + count]
+    return out
 
 
 def time_stretch(samples: np.ndarray, rate: float, sample_rate: int) -> np.ndarray:

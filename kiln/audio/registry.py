@@ -16,13 +16,14 @@ from kiln.errors import InvalidInput, ModelNotAvailable, NotFound
 log = logging.getLogger("kiln.audio")
 
 
-def tts_factories(voices_dir: Path, store_dir: Path) -> dict[str, Callable[[], TTSEngine]]:
+def tts_factories(voices_dir: Path, store_dir: Path, piper_noise: tuple[float | None, float | None] = (None, None),
+                  ) -> dict[str, Callable[[], TTSEngine]]:
     from kiln.audio.tts_espeak import EspeakEngine
     from kiln.audio.tts_piper import PiperEngine
     from kiln.audio.tts_transformers import TransformersTTSEngine
 
     return {
-        "piper": lambda: PiperEngine(voices_dir),
+        "piper": lambda: PiperEngine(voices_dir, *piper_noise),
         "transformers": lambda: TransformersTTSEngine(store_dir),
         "espeak": EspeakEngine,
     }

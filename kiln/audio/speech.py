@@ -131,7 +131,7 @@ class Speech:
         self.settings = settings or get_settings()
         s = self.settings
         if registry is None:
-            tts = tts_factories(s.voices_dir, s.model_store_dir)
+            tts = tts_factories(s.voices_dir, s.model_store_dir, (s.audio_piper_noise_scale, s.audio_piper_noise_w))
             stt = stt_factories(s.model_store_dir, s.audio_whisper_beam_size, s.audio_whisper_temperature_fallback)
             tts = {n: tts[n] for n in _names(s.audio_tts_engines) if n in tts}
             stt = {n: stt[n] for n in _names(s.audio_stt_engines) if n in stt}
@@ -207,7 +207,7 @@ class Speech:
         if len(data) > self.settings.audio_max_upload_mb * 1024 * 1024:
             raise InvalidInput("file", f"larger than {self.settings.audio_max_upload_mb} MB")
         chosen, chosen_model = self.registry.resolve_stt(language, engine, model)
-        audio = io.decode(data)
+        audio = io.decode(data, max_samples=self.settings.audio_max_decoded_samples)
         audio = io.Audio(io.resample(audio.samples, audio.sample_rate, chosen.sample_rate), chosen.sample_rate)
         with engine_call(self.stt_counters, chosen.name, "transcribe"):
             result = chosen.transcribe(audio, language=language, model=chosen_model, word_timestamps=word_timestamps)

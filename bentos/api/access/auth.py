@@ -3,13 +3,15 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from bentos.api.http import json_guard
+from bentos.api.http.access import lockout_answer
 from bentos.api.http.identity import AccessDep, PrincipalDep, UserDep, client_ip
 from kiln.access.errors import Forbidden, Unauthorized
 from kiln.access.models import User
@@ -78,8 +80,9 @@ class GeneratedKey(BaseModel):
 
 
 def _register(body: RegisterRequest, access: AccessDep, request: Request) -> UserOut:
-    if not access.settings.allow_registration:
-        raise Forbidden("Registration is closed (KILN_ALLOW_REGISTRATION=false): ask an admin")
+    if not access.settings.registration_open:
+        raise Forbidden("Registration is closed (auth is on and KILN_ALLOW_REGISTRATION is not true): ask an admin "
+                        "to create your user")
     user = access.register(body.username, body.password, body.email, body.full_name)
     access.audit("user_registered", "success", f"user:{user.username}", user.id, client_ip(request),
                  request.state.request_id)
@@ -100,7 +103,9 @@ async def _credentials(request: Request) -> tuple[str, str]:
         data = {key: form.get(key) for key in ("username", "password")}
     else:
         try:
-            data = json.loads(await request.body() or b"{}")
+            data = json_guard.loads(await request.body() or b"{}")
+        except json_guard.JsonTooDeep as exc:
+            raise BadRequest(str(exc)) from None
         except (ValueError, UnicodeDecodeError):
             raise BadRequest("Login body must be JSON {username, password} or a form") from None
     if not isinstance(data, dict):
@@ -125,13 +130,22 @@ LOGIN_BODY = {
 
 
 @router.post("/auth/login", response_model=TokenResponse, openapi_extra=LOGIN_BODY)
-async def login(request: Request, access: AccessDep) -> TokenResponse:
+async def login(request: Request, access: AccessDep) -> TokenResponse | JSONResponse:
     username, password = await _credentials(request)
     ip, rid = client_ip(request), request.state.request_id
+    limiter = request.app.state.limiter
+    account = f"user:{username}"
+    if limiter is not None:  # failures lock (address, account) only: the right password elsewhere gets in
+        locked = await limiter.locked_out(ip or "unknown", account)
+        if locked is not None:
+            await run_in_threadpool(access.audit, "login", "locked", account[:69], None, ip, rid)
+            return lockout_answer(request, locked)
     try:
         pair = await run_in_threadpool(access.login, username, password)
     except Unauthorized:
-        await run_in_threadpool(access.audit, "login", "failure", f"user:{username[:64]}", None, ip, rid)
+        await run_in_threadpool(access.audit, "login", "failure", account[:69], None, ip, rid)
+        if limiter is not None:
+            await limiter.failed(ip or "unknown", account)
         raise
     await run_in_threadpool(access.audit, "login", "success", f"user:{username}", None, ip, rid)
     return TokenResponse(access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in)

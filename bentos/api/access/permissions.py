@@ -7,7 +7,7 @@ RULES: Rules = {
     # users and sessions (auth.py)
     "POST /auth/register": public("auth"),
     "POST /users/register": public("auth"),
-    "POST /auth/login": public("auth"),
+    "POST /auth/login": public(),  # not counted per IP: failures lock (IP, account) instead (auth.py)
     "POST /auth/refresh": public("auth"),
     "POST /auth/logout": authenticated(),
     "GET /auth/profile": authenticated(),

@@ -9,6 +9,8 @@ errors) around them, so every response of the server passes through it.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 from typing import Any
 
@@ -32,6 +34,28 @@ CREDENTIALS_HINT = "send Authorization: Bearer <token or API key>, X-API-Key, or
 def client_ip(scope: Scope) -> str:
     client = scope.get("client")
     return client[0] if client else "unknown"
+
+
+def credential_account(authorization: str | None, api_key: str | None) -> str:
+    """The account a request's credentials claim, for the lockout: "user:<name>" for Basic credentials;
+    keys and tokens name no account before they are verified, so they share the "key" bucket."""
+    if authorization and not api_key:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "basic":
+            try:
+                username, sep, _ = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+            except (binascii.Error, UnicodeDecodeError):
+                return "key"
+            if sep:
+                return f"user:{username}"
+    return "key"
+
+
+def lockout_answer(request: Request, decision: Decision):
+    headers = {**decision.headers(), "Retry-After": str(decision.retry_after)}
+    message = (f"Too many failed credentials for this account from your address ({decision.limit} per window, "
+               f"KILN_RATE_LIMIT_AUTH): locked out for {decision.retry_after} s")
+    return error_response(request, 429, message, {"retry_after": decision.retry_after}, headers=headers)
 
 
 def anonymous_allowed(rule: Rule, auth_enabled: bool, settings: Any) -> bool:
@@ -82,12 +106,18 @@ class AccessMiddleware:
         if not access.ready:
             await run_in_threadpool(access.start)
 
+        account = credential_account(request.headers.get("authorization"), request.headers.get("x-api-key"))
+        if account.startswith("user:") and limiter is not None:  # a password: a locked pair is not even checked
+            locked = await limiter.locked_out(client_ip(scope), account)
+            if locked is not None:
+                await lockout_answer(request, locked)(scope, receive, send)
+                return
         principal, problem = await self._principal(access, request)
         state["principal"] = principal
-        if problem and limiter is not None:  # bad credentials count as guesses, per client IP, on any route
-            guesses = await limiter.hit("auth", f"ip:{client_ip(scope)}")
+        if problem and limiter is not None:  # bad credentials count as guesses, per (client IP, account), any route
+            guesses = await limiter.failed(client_ip(scope), account)
             if guesses is not None and not guesses.allowed:
-                await self._too_many(request, guesses, "auth")(scope, receive, send)
+                await lockout_answer(request, guesses)(scope, receive, send)
                 return
         settings = access.settings
         if principal is not None or problem or not anonymous_allowed(rule, settings.enable_auth, settings):

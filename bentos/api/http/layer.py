@@ -1,7 +1,8 @@
 """Kiln's HTTP layer: what every response of the server passes through, whichever app answers it.
 
 Outermost first: forwarded headers from trusted proxies (``kiln api --proxy-headers``), security
-headers with request id and processing time (plus trusted hosts and body limits), CORS, extra headers
+headers with request id and processing time (plus trusted hosts, cross-site refusal and body limits),
+JSON bodies that would crash a route (lone surrogates, deep nesting), CORS, extra headers
 from ``kiln api --header``, and one structured log line per request. The API app gets it as
 middleware; BentoML's own routes get it from ``BentoRoutesLayer``.
 """
@@ -14,6 +15,7 @@ from typing import Any
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bentos.api.http.json_guard import JsonGuardMiddleware
 from bentos.api.http.request_log import RequestLogMiddleware, Traffic
 from bentos.api.http.security import SecurityMiddleware
 from kiln.settings import Settings
@@ -50,6 +52,7 @@ def middleware(settings: Settings, traffic: Traffic | None = None) -> Iterator[t
         hosts = [h.strip() for h in settings.api_forwarded_allow_ips.split(",")]
         yield ProxyHeadersMiddleware, {"trusted_hosts": hosts if hosts != ["*"] else "*"}
     yield SecurityMiddleware, {"settings": settings}
+    yield JsonGuardMiddleware, {}
     if settings.cors_origins:
         yield CORSMiddleware, {
             "allow_origins": settings.cors_origins, "allow_credentials": "*" not in settings.cors_origins,

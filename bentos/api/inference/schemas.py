@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+MIN_TIMEOUT_SECONDS = 0.1  # below this no model answers; a 504 for 1e-300 s only hides the caller's mistake
 INPUTS = Field(
     ...,
     description="One input (a list of numbers, or a string) or a batch (a list of them)",
@@ -15,7 +16,8 @@ INPUTS = Field(
 
 class PredictOptions(BaseModel):
     priority: int = Field(0, ge=-100, le=100, description="Higher runs first when the model's instances are busy")
-    timeout: float | None = Field(None, gt=0, le=3600, description="Seconds to wait for the result (504 after)")
+    timeout: float | None = Field(None, ge=MIN_TIMEOUT_SECONDS, le=3600,
+                                   description="Seconds to wait for the result, 0.1 to 3600 (504 after)")
     enable_batching: bool | None = Field(None, description="Use adaptive batching (default: server setting)")
 
 

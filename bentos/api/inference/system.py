@@ -51,8 +51,10 @@ async def health(worker_client: WorkerDep, started: StartedDep) -> dict:
 
 @router.get("/info")
 async def info(request: Request, models: ModelsDep, settings: SettingsDep, device: DeviceDep) -> dict:
-    import torch
+    from importlib.metadata import version
 
+    # torch's version from its metadata: importing torch here stalled the event loop for seconds (a 5 s
+    # client timeout on the first /info after start)
     return {
         "name": "kiln",
         "version": __version__,
@@ -61,7 +63,7 @@ async def info(request: Request, models: ModelsDep, settings: SettingsDep, devic
         "timestamp": now(),
         "device": device,
         "python": platform.python_version(),
-        "torch": torch.__version__,
+        "torch": version("torch"),
         "served_models": {name: model.info() for name, model in models.models.items()},
         "catalog_models": models.catalog.names(),
         "batching": {

@@ -159,7 +159,10 @@ async def audio_validate(speech: SpeechDep, file: Upload = None, audio: Upload =
     from kiln.audio.io import decode, probe
 
     data = await read_upload(file or audio)
-    decoded = decode(data)  # raises InvalidInput (422) for anything libsndfile cannot read
+    from kiln.settings import get_settings
+
+    # 422 for anything libsndfile cannot read, 413 for a header promising more samples than allowed
+    decoded = decode(data, max_samples=get_settings().audio_max_decoded_samples)
     facts = probe(data)
     issues = []
     if decoded.duration < 0.1:

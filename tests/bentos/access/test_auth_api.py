@@ -16,6 +16,7 @@ READONLY_KEY = "readonly-key-0123456789"
 
 
 def make_client(tmp_path, **overrides) -> TestClient:
+    overrides.setdefault("allow_registration", True)  # these tests register users; the default is closed
     settings = Settings(
         home=tmp_path, enable_auth=True,
         api_keys={"admin": ADMIN_KEY, "user1": USER_KEY}, **overrides,
@@ -144,7 +145,7 @@ def test_rate_limit_headers_and_429_under_a_burst(tmp_path):
     assert "X-RateLimit-Limit" not in client.get("/openapi.json").headers  # docs and /health are exempt
     attempts = [client.post("/auth/login", json={"username": "x", "password": "guess-1234"}).status_code
                 for _ in range(4)]
-    assert attempts == [401, 401, 401, 429]  # password guessing is limited per client IP
+    assert attempts == [401, 401, 401, 429]  # password guessing is limited per (client IP, account)
     guess = client.get("/api/v1/rate-limit", headers={"Authorization": "Basic " + base64.b64encode(b"x:guess-9").decode()})
     assert guess.status_code == 429  # ... also through Basic credentials on any route
     client.__exit__(None, None, None)
