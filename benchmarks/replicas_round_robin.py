@@ -106,6 +106,25 @@ def wrk(url: str, body: str, seconds: int, connections: int) -> dict[str, float]
             "non_2xx": int(errors.group(1)) if errors else 0}
 
 
+def report_failures(work: Path, rows: list[dict]) -> None:
+    """Where a run had non-2xx answers: what the replicas logged for them, and nginx's own errors."""
+    if not any(r["non_2xx"] for r in rows):
+        return
+    import json
+
+    for log in sorted(work.glob("replica-*/logs/*.log")):
+        for line in log.read_text(errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record.get("status"), int) and record["status"] >= 300 or record.get("level") == "ERROR":
+                print(f"{log.parent.parent.name}: {line[:400]}")
+    errors = work / "nginx.err"
+    if errors.exists() and errors.read_text().strip():
+        print("nginx:", errors.read_text()[-2000:])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=20)
@@ -144,6 +163,7 @@ def main() -> None:
         for r in rows:
             print(f"| {r['round']} | {r['route']} | {r['replicas']} | {r['rps']:.0f} | {r['p50_ms']:.1f} | "
                   f"{r['p99_ms']:.1f} | {r['non_2xx']} |")
+        report_failures(work, rows)
         for route in ("/predict", "/tasks"):
             one = sum(r["rps"] for r in rows if r["route"] == route and r["replicas"] == "one")
             two = sum(r["rps"] for r in rows if r["route"] == route and r["replicas"] == "two")
