@@ -46,6 +46,23 @@ class FastTokenizer:
         }
 
 
+def safetensors_parameters(model_dir: Path) -> int | None:
+    """Parameter count of the stored model, from its safetensors headers (shapes only; nothing is loaded)."""
+    import math
+    import struct
+
+    files = sorted(model_dir.glob("*.safetensors"))
+    if not files:
+        return None
+    total = 0
+    for file in files:
+        with file.open("rb") as handle:
+            (length,) = struct.unpack("<Q", handle.read(8))
+            header = json.loads(handle.read(length))
+        total += sum(math.prod(t["shape"]) for key, t in header.items() if key != "__metadata__")
+    return total
+
+
 def session(path: Path, threads: int) -> Any:
     """An onnxruntime CPU session with ``threads`` intra-op threads (0: onnxruntime's default)."""
     import onnxruntime as ort
@@ -61,8 +78,9 @@ def session(path: Path, threads: int) -> Any:
 
 class OnnxEngine(Engine):
     def __init__(self, name: str, task: str, schema: InputSchema, onnx_session: Any, variant: str, graph: Path,
-                 tokenizer: FastTokenizer | None = None, labels: list[Any] | None = None):
+                 tokenizer: FastTokenizer | None = None, labels: list[Any] | None = None, source_parameters: int | None = None):
         super().__init__(name, schema)
+        self.source_parameters = source_parameters  # the exported model's weights (the same ones, quantized or not)
         self.task = task
         self.session = onnx_session
         self.variant = variant
@@ -82,6 +100,12 @@ class OnnxEngine(Engine):
     @classmethod
     def load_variant(cls, model_dir: Path, graph: Path, name: str, task: str, variant: str, threads: int = 0) -> OnnxEngine:
         """The ONNX graph ``graph`` of the model stored at ``model_dir`` (its tokenizer and config)."""
+        engine = cls._build(model_dir, graph, name, task, variant, threads)
+        engine.source_parameters = safetensors_parameters(model_dir)
+        return engine
+
+    @classmethod
+    def _build(cls, model_dir: Path, graph: Path, name: str, task: str, variant: str, threads: int) -> OnnxEngine:
         config = json.loads((model_dir / "config.json").read_text())
         if task == "sentence-embedding":
             from kiln.engines.embedding import read_embedding_config
@@ -134,4 +158,4 @@ class OnnxEngine(Engine):
         return self.graph.stat().st_size + (data.stat().st_size if data.is_file() else 0)
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "parameters": None, "runtime": "onnxruntime"}
+        return {**super().describe(), "parameters": self.source_parameters, "runtime": "onnxruntime"}
