@@ -202,3 +202,20 @@ def champion(store: ModelStore) -> StoredModel | None:
     """The newest stored predictor the registry's champion gate passed (``champion`` in its manifest)."""
     passed = [m for m in store.versions(NAME) if m.info.get("champion")]
     return passed[-1] if passed else None
+
+
+class ChampionPredictor:
+    """The champion predictor, loaded once per registry version: callers ask on every round, and a newly
+    passed predictor replaces the loaded one on the next ask."""
+
+    def __init__(self, store: ModelStore):
+        self.store = store
+        self._loaded: tuple[str, ScalingPredictor] | None = None
+
+    def get(self) -> ScalingPredictor | None:
+        model = champion(self.store)
+        if model is None:
+            return None
+        if self._loaded is None or self._loaded[0] != model.version:
+            self._loaded = (model.version, load(model))
+        return self._loaded[1]

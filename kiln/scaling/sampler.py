@@ -36,7 +36,7 @@ class TrafficSampler:
         self.interval = settings.traffic_sample_seconds
         self.store = ModelStore(settings.model_store_dir)
         self._marks: dict[str, tuple[int, int, float]] = {}  # pool -> (count, errors, busy_seconds) at the last sample
-        self._predictor: tuple[str, predictors.ScalingPredictor] | None = None
+        self.champion = predictors.ChampionPredictor(self.store)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -82,16 +82,8 @@ class TrafficSampler:
             session.execute(delete(TrafficSample).where(TrafficSample.sampled_at < cutoff))
         return rows
 
-    def predictor(self) -> predictors.ScalingPredictor | None:
-        model = predictors.champion(self.store)
-        if model is None:
-            return None
-        if self._predictor is None or self._predictor[0] != model.version:
-            self._predictor = (model.version, predictors.load(model))
-        return self._predictor[1]
-
     def predict_and_act(self) -> list[dict[str, Any]]:
-        predictor = self.predictor()
+        predictor = self.champion.get()
         if predictor is None:
             return []
         since = utcnow() - timedelta(seconds=self.interval * (forecast.ROLLING + forecast.LAGS + 2))

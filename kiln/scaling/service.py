@@ -31,20 +31,12 @@ class ScalingService:
         self.database = database
         self.tasks = tasks  # kiln.tasks.service.TaskService
         self.store = store or ModelStore(settings.model_store_dir)
-        self._loaded: tuple[str, predictors.ScalingPredictor] | None = None
-
-    def champion(self) -> predictors.ScalingPredictor | None:
-        model = predictors.champion(self.store)
-        if model is None:
-            return None
-        if self._loaded is None or self._loaded[0] != model.version:
-            self._loaded = (model.version, predictors.load(model))
-        return self._loaded[1]
+        self.champion = predictors.ChampionPredictor(self.store)
 
     # --- GET /ml/scaling/predictions ---
 
     def predictions(self) -> dict[str, Any]:
-        predictor = self.champion()
+        predictor = self.champion.get()
         recent = utcnow() - timedelta(seconds=self.settings.traffic_sample_seconds * (forecast.ROLLING + forecast.LAGS + 2))
         series = predictors.load_series(self.database, recent)
         out = []
