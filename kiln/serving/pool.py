@@ -250,9 +250,12 @@ class InstancePool:
             self.on_scale({"service": self.name, "action": action, "from_replicas": before, "to_replicas": after,
                            "trigger": trigger, "reason": reason, "metrics": metrics})
 
-    def _grow(self, utilization: float = 1.0, trigger: str = "load", reason: str | None = None) -> None:
-        """Add one instance, loaded in a background thread while the others keep serving. Lock held."""
-        self.target += 1
+    def _grow(self, utilization: float = 1.0, trigger: str = "load", reason: str | None = None,
+              counted: bool = False) -> None:
+        """Add one instance, loaded in a background thread while the others keep serving. Lock held.
+        ``counted``: the target already holds it (the first instance of a pool scaled to zero)."""
+        if not counted:
+            self.target += 1
         self.scale_ups += 1
         self.loading += 1
         self._scaled("scale_up", len(self.instances), len(self.instances) + 1, trigger,
@@ -264,7 +267,8 @@ class InstancePool:
                 engine = self._new_engine()
             except Exception as exc:  # the pool keeps serving with the instances it has
                 with self._cond:
-                    self.target -= 1
+                    if not counted:
+                        self.target -= 1
                     self._load_failed(exc)
                 return
             with self._cond:
@@ -274,17 +278,22 @@ class InstancePool:
 
     def grow_to(self, target: int, trigger: str, reason: str) -> int:
         """Add instances up to ``target`` ahead of demand (a predicted rise), within the same limits as load
-        growth: a loaded pool, the autoscaling cap and memory headroom. What it adds goes like what load
-        added, once idle. Returns how many it started loading."""
+        growth: the autoscaling cap and memory headroom. A pool the TTL scaled to zero loads its first
+        instance now (no cold start when the rise comes). What it adds goes like what load added, once
+        idle. Returns how many it started loading."""
         added = 0
         with self._cond:
+            if target >= 1 and not self.instances and not self.loading and self.can_grow():
+                self.target = max(self.target, 1)
+                self._grow(trigger=trigger, reason=reason, counted=True)
+                added += 1
             while len(self.instances) + self.loading < target and self._may_grow_ahead() and self.can_grow():
                 self._grow(trigger=trigger, reason=reason)
                 added += 1
         return added
 
     def _may_grow_ahead(self) -> bool:
-        return bool(self.instances) and self.target < min(self.auto_max, self.max_instances)
+        return bool(self.instances or self.loading) and self.target < min(self.auto_max, self.max_instances)
 
     def shrink_idle(self, idle_seconds: float) -> int:
         """Drop instances above the floor that have been idle ``idle_seconds``: what load added goes

@@ -287,6 +287,27 @@ def test_growth_is_refused_without_memory_and_survives_a_failed_load():
         assert engine == {"engine": 1}
 
 
+def test_a_predicted_rise_prewarms_a_pool_the_ttl_unloaded():
+    clock, loader = Clock(), Loader()
+    pool = InstancePool("m", loader, max_instances=4, clock=clock)
+    pool.auto_max = 3
+    with pool.lease():
+        pass
+    clock.now += 61
+    assert pool.reap_idle(60) == 1 and pool.snapshot()["instances"] == 0
+    assert pool.grow_to(2, "ml_prediction", "rise predicted") == 2  # the first again, and one ahead
+    assert wait_for_instances(pool, 2) == 2 and pool.snapshot()["target_instances"] == 2
+    misses = pool.snapshot()["cache_misses"]
+    with pool.lease():
+        pass
+    assert pool.snapshot()["cache_misses"] == misses  # the request after the warm-up is no cold start
+    assert pool.grow_to(9, "ml_prediction", "more") == 1 and wait_for_instances(pool, 3) == 3  # auto_max caps it
+    clock.now += 61
+    assert pool.reap_idle(60) == 3
+    pool.can_grow = lambda: False  # no memory headroom: nothing is warmed
+    assert pool.grow_to(1, "ml_prediction", "rise") == 0 and pool.snapshot()["instances"] == 0
+
+
 def test_instances_added_by_load_go_when_idle_but_not_below_the_manual_floor():
     clock = Clock()
     pool = InstancePool("m", Loader(), max_instances=4, clock=clock)
