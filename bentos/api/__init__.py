@@ -8,6 +8,7 @@ error format of its paths and its lines of the permission table; ``http/`` is th
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -52,7 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for router in surface.routers:
             app.include_router(router)
     mount_outputs(app, settings)
-    docs.install(app, rules)
+    docs.install(app, rules, [partial(hook, settings=settings, paths=surface.paths())
+                              for surface in SURFACES for hook in surface.spec_hooks])
     for surface in SURFACES:
         for router in surface.late_routers:
             app.include_router(router)

@@ -5,6 +5,7 @@ scripts from this server (the ``fastapi-offline`` package's copies): nothing com
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagge
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
+from bentos.api.http.error_docs import document_errors
+from bentos.api.http.errors import error_formats
 from bentos.api.http.permissions import SERVER_RULES, Access, Rules, rule_for
 
 ASSETS = "/docs/assets"
@@ -44,8 +47,9 @@ def assets_dir() -> Path:
     return Path(fastapi_offline.__file__).parent / "static"
 
 
-def install(app: FastAPI, rules: Rules) -> None:
-    """Routes for the docs pages and the spec; ``app`` must be created with docs_url/redoc_url None."""
+def install(app: FastAPI, rules: Rules, hooks: Sequence[Callable[[dict[str, Any]], None]] = ()) -> None:
+    """Routes for the docs pages and the spec; ``app`` must be created with docs_url/redoc_url None.
+    ``hooks`` adjust the generated spec (the surfaces' configured limits)."""
     app.mount(ASSETS, StaticFiles(directory=assets_dir()), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)
@@ -79,6 +83,9 @@ def install(app: FastAPI, rules: Rules) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = generate()
+            for hook in hooks:
+                hook(schema)
+            document_errors(schema, rules, error_formats())  # before BentoML's routes: those answer plain text
             document_server_routes(schema)
             document_security(schema, rules)
             app.openapi_schema = schema

@@ -13,4 +13,5 @@ SURFACE = Surface(
     error_formats={"/": formats.inference},
     rules=RULES,
     late_routers=(predict.model_router,),
+    spec_hooks=(autoscaler.spec_limits,),
 )

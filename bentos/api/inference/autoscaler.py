@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Query
 
 from bentos.api.http.backends import SettingsDep
+from bentos.api.http.spec_limits import replace_bound
 from bentos.api.http.timeutil import now
 from bentos.api.inference.deps import ModelsDep, WorkerDep
-from kiln.errors import KilnError
+from kiln.errors import InvalidInput, KilnError
 
 router = APIRouter(prefix="/autoscaler", tags=["autoscaler"])
 
@@ -29,8 +30,14 @@ def totals(models: dict) -> dict:
     }
 
 
+HARD_MAX_INSTANCES = 64  # the schema's cap; KILN_MAX_INSTANCES is checked below and shown in the spec
+
+
 @router.post("/scale", summary="Hold target_instances instances of a model (0 unloads it)")
-async def scale(models: ModelsDep, worker: WorkerDep, model_name: str = ModelName, target_instances: int = Query(..., ge=0, le=64)) -> dict:
+async def scale(models: ModelsDep, worker: WorkerDep, settings: SettingsDep, model_name: str = ModelName,
+                target_instances: int = Query(..., ge=0, le=HARD_MAX_INSTANCES)) -> dict:
+    if target_instances > settings.max_instances:
+        raise InvalidInput("target_instances", f"at most {settings.max_instances} (KILN_MAX_INSTANCES), got {target_instances}")
     model = models.resolve(model_name)
     result = await worker.control("scale", model_name=model.name, target_instances=target_instances)
     return {"success": True, "model_name": model.name, "target_instances": target_instances, "result": result, "timestamp": now()}
@@ -127,3 +134,7 @@ async def metrics(
         "worker_process": worker["process"],
         "timestamp": now(),
     }
+
+
+def spec_limits(schema: dict, settings, paths: list[str]) -> None:
+    replace_bound(schema, [p for p in paths if p == "/autoscaler/scale"], "maximum", HARD_MAX_INSTANCES, settings.max_instances)

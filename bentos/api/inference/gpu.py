@@ -56,7 +56,8 @@ async def config() -> dict:
     }
 
 
-@router.get("/report", summary="Full device report, as JSON or text")
+@router.get("/report", summary="Full device report, as JSON or text",
+            responses={200: {"content": {"application/json": {}, "text/plain": {"schema": {"type": "string"}}}}})
 async def report(format: Literal["json", "text"] = Query("json")):
     data = await run_in_threadpool(devices.device_report)
     if format == "text":

@@ -24,7 +24,7 @@ SECONDS_PER_CHAR = 0.1  # TTSKit's preview estimate ("Hello, world!": 13 chars -
 
 
 class SynthRequest(BaseModel):
-    text: str = Field(..., min_length=1, max_length=5000, description="Text to synthesize (1-5000 characters)")
+    text: str = Field(..., min_length=1, max_length=5000, description="Text to synthesize (at most maxLength characters: the configured limit)")
     lang: str = Field("en", max_length=16)
     engine: str | None = Field(None, max_length=64)
     voice: str | None = Field(None, max_length=128)

@@ -29,7 +29,7 @@ def test_scale_load_unload(client, server):
     [
         ("post", "/autoscaler/scale", {"model_name": "adder", "target_instances": -1}, 422),
         ("post", "/autoscaler/scale", {"model_name": "adder", "target_instances": "two"}, 422),
-        ("post", "/autoscaler/scale", {"model_name": "adder", "target_instances": 9}, 400),
+        ("post", "/autoscaler/scale", {"model_name": "adder", "target_instances": 9}, 422),
         ("post", "/autoscaler/scale", {"model_name": "nope", "target_instances": 1}, 404),
         ("post", "/autoscaler/load", {"model_name": "nope"}, 404),
         ("delete", "/autoscaler/unload", {}, 422),
