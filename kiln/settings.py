@@ -215,8 +215,12 @@ class Settings(BaseSettings):
         "acting; apply: grow a pool before a predicted rise, within the memory headroom and the instance cap"
     )
     traffic_sample_seconds: float = Field(60.0, gt=0, description="How often the model worker records each model's traffic")
+    traffic_cycle_seconds: float = Field(
+        86400.0, ge=60, description="The period of the traffic's cycle that the scaling predictor's time-of-day features "
+        "follow: a day; shorter only to replay a compressed day (benchmarks/scaling_replay.py)")
     traffic_retention_hours: float = Field(336.0, gt=0, description="Traffic samples are kept this long (default 14 days)")
-    scaling_horizon_minutes: int = Field(5, ge=1, le=60, description="How far ahead the scaling predictor forecasts")
+    scaling_horizon_minutes: float = Field(5, ge=0.05, le=60, description="How far ahead the scaling predictor forecasts "
+                                           "(under a minute only with samples seconds apart, as the replay benchmark does)")
     scaling_training_hours: int = Field(168, ge=1, le=24 * 90, description="History the scaling predictor trains on")
     scaling_min_history_samples: int = Field(
         60, ge=10, description="Fewer samples of a model than this: no forecast for it (confidence 0, with the reason)"

@@ -28,6 +28,7 @@ NAME = "scaling-predictor"
 TASK = "scaling-forecast"
 ARTIFACT = "predictor.joblib"
 SUMMARY = "summary.json"
+DAY_SECONDS = 86400.0
 BUSY_FOR_CAPACITY = 0.2  # samples busier than this tell the throughput per instance
 
 
@@ -36,10 +37,15 @@ class Series:
     model: str
     sampled_at: list[datetime]
     rates: np.ndarray  # requests/s per sample
-    minutes_of_day: np.ndarray
     instances: np.ndarray
     busy_share: np.ndarray
     sample_seconds: float
+
+    def phase_minutes(self, cycle_seconds: float = DAY_SECONDS) -> np.ndarray:
+        """Where each sample falls in the traffic's cycle, in minutes of a 1440-minute cycle: the minute of
+        the (UTC) day for the default daily cycle; a shorter cycle replays a compressed day."""
+        epoch = np.array([s.timestamp() for s in self.sampled_at], dtype=float)
+        return (epoch % cycle_seconds) / cycle_seconds * 1440.0
 
     def capacity_rps(self) -> float | None:
         """Requests/s one busy instance served: the median over samples busy enough to say."""
@@ -63,15 +69,13 @@ def load_series(database: Database, since: datetime, model: str | None = None) -
     for name, items in grouped.items():
         stamps = [i[1] for i in items]
         series[name] = Series(
-            name, stamps, np.array([i[2] for i in items], dtype=float),
-            np.array([s.hour * 60 + s.minute + s.second / 60 for s in stamps], dtype=float),
-            np.array([i[3] for i in items], dtype=float), np.array([i[4] for i in items], dtype=float),
+            name, stamps, np.array([i[2] for i in items], dtype=float), np.array([i[3] for i in items], dtype=float), np.array([i[4] for i in items], dtype=float),
             float(np.median([i[5] for i in items])),
         )
     return series
 
 
-def horizon_steps(horizon_minutes: int, sample_seconds: float) -> int:
+def horizon_steps(horizon_minutes: float, sample_seconds: float) -> int:
     return max(1, round(horizon_minutes * 60 / sample_seconds))
 
 
@@ -87,12 +91,13 @@ class ModelForecast:
 class ScalingPredictor:
     models: dict[str, ModelForecast]
     skipped: dict[str, str]  # model -> why it has no forecaster
-    horizon_minutes: int
+    horizon_minutes: float
     target_utilization: float
     max_instances: int
     trained_until: str
     training_seconds: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)  # the stored model's manifest info (registry, run)
+    cycle_seconds: float = DAY_SECONDS  # the period of the time-of-day features (KILN_TRAFFIC_CYCLE_SECONDS)
 
     @property
     def accuracy(self) -> float | None:
@@ -101,7 +106,7 @@ class ScalingPredictor:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "horizon_minutes": self.horizon_minutes, "trained_until": self.trained_until,
+            "horizon_minutes": self.horizon_minutes, "cycle_seconds": self.cycle_seconds, "trained_until": self.trained_until,
             "training_seconds": round(self.training_seconds, 3), "accuracy": self.accuracy,
             "models": {name: {"method": m.forecaster.method, "capacity_rps_per_instance": m.capacity_rps,
                               "samples": m.samples, "validation_mae": m.forecaster.validation_mae, **m.evaluation}
@@ -117,7 +122,7 @@ class ScalingPredictor:
         """The forecast for one model from its latest samples: rate, interval, replicas, confidence, reason."""
         current = int(series.instances[-1]) if len(series.instances) else 0
         answer = {"service": series.model, "current_replicas": current, "predicted_replicas": current,
-                  "confidence": 0.0, "prediction_horizon": f"{self.horizon_minutes}m"}
+                  "confidence": 0.0, "prediction_horizon": f"{self.horizon_minutes:g}m"}
         fitted = self.models.get(series.model)
         if fitted is None:
             reason = self.skipped.get(series.model, "it had no traffic samples when the predictor was trained")
@@ -125,20 +130,21 @@ class ScalingPredictor:
         if len(series.rates) < forecast.LAGS:
             return {**answer, "reason": f"No forecast for {series.model}: {len(series.rates)} recent samples, "
                                         f"the forecaster needs {forecast.LAGS}"}
-        predicted = fitted.forecaster.predict(series.rates, series.minutes_of_day)
+        predicted = fitted.forecaster.predict(series.rates, series.phase_minutes(self.cycle_seconds))
         replicas = self.needed(series.model, predicted["rate"])
         now_rate = float(series.rates[-3:].mean())
         trend = "rising" if predicted["rate"] > now_rate * 1.1 else "falling" if predicted["rate"] < now_rate * 0.9 else "steady"
         capacity = f"{fitted.capacity_rps:.1f} req/s per instance" if fitted.capacity_rps else "no measured capacity yet"
         reason = (f"{fitted.forecaster.method}: request rate {now_rate:.2f} -> {predicted['rate']:.2f} req/s "
-                  f"({trend}, interval {predicted['low']:.2f}-{predicted['high']:.2f}) in {self.horizon_minutes}m; {capacity}")
+                  f"({trend}, interval {predicted['low']:.2f}-{predicted['high']:.2f}) in {self.horizon_minutes:g}m; {capacity}")
         return {**answer, "predicted_replicas": replicas, "confidence": predicted["confidence"], "reason": reason,
                 "predicted_request_rate": round(predicted["rate"], 4), "current_request_rate": round(now_rate, 4),
                 "capacity_rps_per_instance": fitted.capacity_rps}
 
 
-def train(database: Database, training_hours: float, horizon_minutes: int, min_samples: int,
-          target_utilization: float, max_instances: int, seed: int = 0) -> ScalingPredictor:
+def train(database: Database, training_hours: float, horizon_minutes: float, min_samples: int,
+          target_utilization: float, max_instances: int, seed: int = 0,
+          cycle_seconds: float = DAY_SECONDS) -> ScalingPredictor:
     started = time.perf_counter()
     until = utcnow()
     series = load_series(database, until - timedelta(hours=training_hours))
@@ -150,20 +156,21 @@ def train(database: Database, training_hours: float, horizon_minutes: int, min_s
             continue
         horizon = horizon_steps(horizon_minutes, s.sample_seconds)
         tail = int(len(s.rates) * 0.8)  # the held-out tail: evaluated, never fitted
-        fitted = forecast.fit(s.rates[:tail], s.minutes_of_day[:tail], horizon, seed)
+        phase = s.phase_minutes(cycle_seconds)
+        fitted = forecast.fit(s.rates[:tail], phase[:tail], horizon, seed)
         capacity = s.capacity_rps()
-        evaluation = forecast.evaluate(s.rates, s.minutes_of_day, fitted, tail, capacity, target_utilization, max_instances)
+        evaluation = forecast.evaluate(s.rates, phase, fitted, tail, capacity, target_utilization, max_instances)
         models[name] = ModelForecast(fitted, capacity, evaluation, len(s.rates))
     trained_until = max((s.sampled_at[-1] for s in series.values()), default=until).isoformat()
     return ScalingPredictor(models, skipped, horizon_minutes, target_utilization, max_instances, trained_until,
-                            time.perf_counter() - started)
+                            time.perf_counter() - started, cycle_seconds=cycle_seconds)
 
 
 def training_params(settings: Any, training_hours: int) -> dict[str, Any]:
     """What a training depends on besides the samples (the asset and the retrain route agree on it)."""
     return {"training_hours": training_hours, "horizon_minutes": settings.scaling_horizon_minutes,
             "min_samples": settings.scaling_min_history_samples, "target_utilization": settings.scale_up_utilization,
-            "max_instances": settings.max_instances}
+            "max_instances": settings.max_instances, "cycle_seconds": settings.traffic_cycle_seconds}
 
 
 def data_fingerprint(database: Database, training_hours: float, params: dict[str, Any]) -> str:

@@ -44,7 +44,7 @@ class ScalingService:
             if predictor is None:
                 current = int(s.instances[-1])
                 out.append({"service": name, "current_replicas": current, "predicted_replicas": current,
-                            "confidence": 0.0, "prediction_horizon": f"{self.settings.scaling_horizon_minutes}m",
+                            "confidence": 0.0, "prediction_horizon": f"{self.settings.scaling_horizon_minutes:g}m",
                             "reason": "No scaling predictor is trained yet: POST /ml/model/retrain "
                                       "(it needs recorded traffic, see KILN_SCALING_MIN_HISTORY_SAMPLES)"})
             else:

@@ -45,7 +45,8 @@ def scaling_predictor(context: dg.AssetExecutionContext, config: ScalingPredicto
         yield dg.AssetCheckResult(check_name="enough_history", passed=True, description="reused")
         return
     predictor = predictors.train(database, config.training_hours, params["horizon_minutes"], params["min_samples"],
-                                 params["target_utilization"], params["max_instances"])
+                                 params["target_utilization"], params["max_instances"],
+                                 cycle_seconds=params["cycle_seconds"])
     summary = predictor.summary()
     if not predictor.models:
         reasons = predictor.skipped or {"(all)": "no traffic samples recorded yet"}

@@ -72,3 +72,26 @@ def test_training_on_recorded_samples_and_too_little_history(database, tmp_path)
 def test_no_samples_trains_nothing(database):
     trained = predictors.train(database, 24, 5, 60, 0.75, 8)
     assert trained.models == {} and trained.accuracy is None
+
+
+def test_the_time_of_day_features_follow_the_configured_cycle(database):
+    """A compressed day (a 360 s cycle sampled every 5 s) whose rate jumps at mid-cycle: trained on that
+    cycle, the forecaster sees the jump coming before any lag shows it; trained on the daily cycle it
+    cannot (every sample of a few minutes has nearly the same time of day)."""
+    import time
+    from datetime import datetime, timezone
+
+    cycle, step = 360, 5
+    base = (int(time.time()) // cycle) * cycle - 5 * cycle
+    count = 4 * (cycle // step) + 34  # four cycles, then up to two samples before the jump
+    phases = ((np.arange(count) + 1) * step % cycle) / cycle
+    rates = np.where((phases >= 0.5) & (phases < 0.75), 20.0, 1.0)
+    write_samples(database, "compressed", rates, end=datetime.fromtimestamp(base + step * count, tz=timezone.utc),
+                  seconds=step)
+    recent = predictors.load_series(database, utcnow() - timedelta(hours=1))["compressed"]
+    compressed = predictors.train(database, 1, 0.25, 60, 0.75, 8, cycle_seconds=cycle)  # 15 s: 3 samples ahead
+    daily = predictors.train(database, 1, 0.25, 60, 0.75, 8)
+    assert compressed.models["compressed"].forecaster.horizon_steps == 3
+    assert compressed.predict(recent)["predicted_request_rate"] > 10, compressed.summary()
+    assert daily.predict(recent)["predicted_request_rate"] < 5, daily.summary()
+    assert compressed.summary()["cycle_seconds"] == cycle

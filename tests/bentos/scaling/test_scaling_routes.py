@@ -38,7 +38,8 @@ def champion(server, training_hours=24):
     settings = server.settings
     params = predictors.training_params(settings, training_hours)
     trained = predictors.train(database(server), training_hours, params["horizon_minutes"], params["min_samples"],
-                               params["target_utilization"], params["max_instances"])
+                               params["target_utilization"], params["max_instances"],
+                               cycle_seconds=params["cycle_seconds"])
     store = ModelStore(settings.model_store_dir)
     model = predictors.save(store, trained, predictors.data_fingerprint(database(server), training_hours, params))
     store.set_info(model, champion=True, registry_version="7", champion_version="7")
