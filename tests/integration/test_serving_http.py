@@ -4,7 +4,9 @@ through Dagster's GraphQL API."""
 
 import json
 import os
+import signal
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -32,7 +34,7 @@ def servers(built_workspace, kiln_home: Path):
         url = f"http://127.0.0.1:{api_port}"
         wait_for(f"{url}/health", api, api_log, ready=lambda r: r.json().get("status") == "healthy")
         admin = {"X-API-Key": (kiln_home / "admin.key").read_text().strip()}  # admin routes need it, auth off too
-        yield {"admin": admin, "api": url, "dagster": f"http://127.0.0.1:{dagster_port}", "dagster_process": dagster, "dagster_log": dagster_log}
+        yield {"admin": admin, "api": url, "api_process": api, "dagster": f"http://127.0.0.1:{dagster_port}", "dagster_process": dagster, "dagster_log": dagster_log}
     finally:
         stop(api)
         stop(dagster)
@@ -165,3 +167,62 @@ def test_download_launches_the_dagster_asset(servers):
             time.sleep(1)
         assert status["status"] == "completed", status
         assert status["progress"] == 1.0 and status["version"] and status["dagster_run_url"].endswith(body["dagster_run_id"])
+
+
+def model_worker_pids(api: subprocess.Popen) -> list[int]:
+    """The model worker's processes under ``kiln serve`` (BentoML runs each service in its own)."""
+    import psutil
+
+    found = []
+    for child in psutil.Process(api.pid).children(recursive=True):
+        try:
+            if "kiln-model-worker" in " ".join(child.cmdline()) or "ModelWorker" in " ".join(child.cmdline()):
+                found.append(child.pid)
+        except psutil.Error:
+            continue
+    return found
+
+
+def test_a_killed_model_worker_is_restarted_and_requests_answer_cleanly(servers):
+    """kill -9 of the model worker under load: in-flight requests answer 200 or a clean JSON 503, BentoML
+    starts a new worker, and /predict answers 200 again within a bound. Last in the module: it resets pools."""
+    import threading
+
+    pids = model_worker_pids(servers["api_process"])
+    assert pids, "no model worker process found under kiln serve"
+    answers: list[tuple[int, str]] = []
+    stop_at = time.monotonic() + 60
+    back = threading.Event()
+
+    def client() -> None:
+        with httpx.Client(base_url=servers["api"], timeout=60) as http:
+            while time.monotonic() < stop_at and not back.is_set():
+                try:
+                    response = http.post("/predict", json={"model_name": "example", "inputs": [DIGIT]})
+                except httpx.HTTPError as exc:  # the gateway must answer, whatever happens behind it
+                    answers.append((0, f"{type(exc).__name__}: {exc}"))
+                    continue
+                answers.append((response.status_code, response.text[:300]))
+                if response.status_code == 200 and len(answers) > 5 and any(code == 503 for code, _ in answers):
+                    back.set()
+
+    threads = [threading.Thread(target=client) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.0)
+    killed_at = time.monotonic()
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    for thread in threads:
+        thread.join(90)
+    unclean = [(code, text) for code, text in answers if code not in (200, 503)]
+    assert not unclean, unclean[:5]
+    refused = [text for code, text in answers if code == 503]
+    assert all(json.loads(text)["success"] is False for text in refused)
+    with httpx.Client(base_url=servers["api"], timeout=60) as http:
+        deadline = killed_at + 60
+        while (response := http.post("/predict", json={"model_name": "example", "inputs": [DIGIT]})).status_code != 200:
+            assert time.monotonic() < deadline, f"the model worker was not back 60 s after kill -9: {response.text}"
+            time.sleep(0.5)
+        assert response.json()["result"]
+    assert set(model_worker_pids(servers["api_process"])).isdisjoint(pids)  # a new process, not the killed one
