@@ -118,9 +118,10 @@ def test_kill_9_of_a_worker_fails_its_task_and_loses_no_other(home):
         stop(process)
 
 
-def test_a_server_restart_loses_no_task(home):
-    process, url, env = serve(home, "serve-before-restart", KILN_TASK_WORKERS="0")
+def test_a_server_restart_loses_no_task_user_key_or_file(home):
+    process, url, env = serve(home, "serve-before-restart", KILN_TASK_WORKERS="0", KILN_ALLOW_REGISTRATION="true")
     admin = (home / "admin.key").read_text().strip()
+    password = "restart-proof-password-1"
     with KilnClient(url, api_key=admin) as client:
         pending = [client.tasks.create(title=f"restart {i}", task_type="wait") for i in range(3)]
         soon = time.time() + 8
@@ -128,10 +129,19 @@ def test_a_server_restart_loses_no_task(home):
 
         scheduled = client.tasks.create(title="scheduled", task_type="wait",
                                         scheduled_at=datetime.fromtimestamp(soon, timezone.utc).isoformat())
+        stored = client.files.upload(data=b"kept across restarts\n" * 100, filename="kept.txt")
+    with httpx.Client(base_url=url, timeout=30) as http:
+        assert http.post("/auth/register", json={"username": "restarter", "password": password}).status_code == 201
+        token = http.post("/auth/login", json={"username": "restarter", "password": password}).json()["access_token"]
+        key = http.post("/auth/generate-key", headers={"Authorization": f"Bearer {token}"}).json()["api_key"]
     stop(process)
     process, url, env = serve(home, "serve-after-restart")  # with its embedded workers this time
     try:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            assert http.post("/auth/login", json={"username": "restarter", "password": password}).status_code == 200
+            assert http.get("/users/me", headers={"X-API-Key": key}).json()["username"] == "restarter"
         with KilnClient(url, api_key=admin) as client:
+            assert client.files.download(stored.id) == b"kept across restarts\n" * 100
             for task in pending:
                 assert wait_status(client, task.id, ("completed",)).status == "completed"
             assert client.tasks.get(scheduled.id).status in ("scheduled", "running", "completed")
