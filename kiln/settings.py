@@ -268,6 +268,7 @@ class Settings(BaseSettings):
     vision_faces: str = Field("dlib-faces", description="The catalog model the face routes use")
     face_match_threshold: float = Field(
         0.6, gt=0, le=2, description="Largest descriptor distance (Euclidean, 128-d dlib) still taken for the same person")
+    vision_timeout_seconds: float = Field(60.0, gt=0, description="A vision model call (queue + load + run) gives up after this")
     camera_max_frame_bytes: int = Field(4 * 1024 * 1024, gt=0, description="Larger camera frames are refused (the socket stays open)")
     camera_max_fps: float = Field(15.0, gt=0, description="Frames per second a camera socket answers at most; faster ones are skipped")
     # `kiln api` (TTSKit's `ttskit api` options that act inside the app rather than on bentoml serve)

@@ -72,7 +72,7 @@ def decode_image(data: bytes, limits: ImageLimits = ImageLimits(), field: str = 
         raise UnsupportedImage(f"{field}: not an image Kiln reads (JPEG, PNG, WebP, BMP, GIF, TIFF)", {"field": field})
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit below decides
             image = Image.open(io.BytesIO(data), formats=FORMATS)  # reads the header only
             width, height = image.size
             if width * height > limits.max_pixels:
@@ -82,13 +82,40 @@ def decode_image(data: bytes, limits: ImageLimits = ImageLimits(), field: str = 
             upright = ImageOps.exif_transpose(image)
     except KilnError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:
         raise TooLarge(f"{field}: {exc}", {"field": field}) from None
     except UnidentifiedImageError:
         raise CorruptImage(f"{field}: the bytes look like {kind} but cannot be read as an image", {"field": field}) from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise CorruptImage(f"{field}: the {kind} image is corrupt or truncated ({exc})", {"field": field}) from None
     return upright.convert("RGB") if upright.mode != "RGB" else upright
+
+
+def check_image(data: bytes, limits: ImageLimits = ImageLimits(), field: str = "image") -> tuple[str, int, int]:
+    """(format, width, height) from the bytes' header alone, with the same limits as ``decode_image``: cheap
+    enough for the gateway to refuse bad uploads before they reach a model. Corrupt pixel data shows on decoding."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not data:
+        raise InvalidInput(field, "the uploaded image is empty")
+    if len(data) > limits.max_bytes:
+        raise TooLarge(f"{field}: the image is larger than {limits.max_bytes // (1024 * 1024)} MB (KILN_VISION_MAX_UPLOAD_MB)",
+                       {"field": field, "max_bytes": limits.max_bytes})
+    kind = sniff_format(data)
+    if kind is None:
+        raise UnsupportedImage(f"{field}: not an image Kiln reads (JPEG, PNG, WebP, BMP, GIF, TIFF)", {"field": field})
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit below decides
+            width, height = Image.open(io.BytesIO(data), formats=FORMATS).size
+    except Image.DecompressionBombError as exc:
+        raise TooLarge(f"{field}: {exc}", {"field": field}) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
+        raise CorruptImage(f"{field}: the bytes look like {kind} but its header cannot be read", {"field": field}) from None
+    if width * height > limits.max_pixels:
+        raise TooLarge(f"{field}: {width}x{height} is more than {limits.max_pixels} pixels (KILN_VISION_MAX_PIXELS)",
+                       {"field": field, "width": width, "height": height, "max_pixels": limits.max_pixels})
+    return kind, width, height
 
 
 def image_from_base64(value: str, limits: ImageLimits = ImageLimits(), field: str = "image") -> Any:

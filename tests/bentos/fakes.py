@@ -113,7 +113,11 @@ class FakeModel:
 def load_fake(model: FakeModel) -> Engine:
     if model.broken:
         raise RuntimeError(f"weights of {model.name} are corrupt")
-    return AdderEngine(model.name, model.delay) if model.engine is AdderEngine else model.engine(model.name)
+    if model.engine is AdderEngine:
+        return AdderEngine(model.name, model.delay)
+    if model.path.exists():  # a real model folder (e.g. the vision models the packages ship)
+        return model.engine.load(model.path, model.name)
+    return model.engine(model.name)
 
 
 def fake_models() -> dict[str, FakeModel]:
