@@ -19,6 +19,9 @@ from kiln.vision.preprocess import logistic, xywh
 
 SHAPE_FILE = "shape_predictor_5_face_landmarks.dat"
 DESCRIPTOR_FILE = "dlib_face_recognition_resnet_model_v1.dat"
+# dlib answers every window scoring above 0; the weakest of those are mostly not faces (a glove, a patch
+# on the astronaut's suit scored 0.07-0.12 where the real faces of the samples score 1.1-1.5).
+MIN_SCORE = 0.3
 UPSAMPLE_BELOW = 400  # images at most this large are scanned at double size by default
 MAX_DETECT_SIDE = 1600  # larger images are scanned scaled down (HOG cost grows with the area), boxes scaled back
 
@@ -69,7 +72,7 @@ class DlibFaces:
             scan = np.ascontiguousarray(np.asarray(image.resize((round(width * factor), round(height * factor)), Image.BILINEAR)))
         if upsample is None:  # faces in small images need one doubling (80x80 is the HOG window); it costs 4x
             upsample = 1 if max(scan.shape[:2]) <= UPSAMPLE_BELOW else 0
-        rects, scores, _ = self.detector.run(scan, upsample, 0.0)
+        rects, scores, _ = self.detector.run(scan, upsample, MIN_SCORE)
         faces = []
         for rect, score in zip(rects, scores):
             if factor != 1.0:

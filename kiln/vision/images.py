@@ -83,7 +83,7 @@ def decode_image(data: bytes, limits: ImageLimits = ImageLimits(), field: str = 
     except KilnError:
         raise
     except Image.DecompressionBombError as exc:
-        raise TooLarge(f"{field}: {exc}", {"field": field}) from None
+        raise TooLarge(f"{field}: more than {limits.max_pixels} pixels (KILN_VISION_MAX_PIXELS): {exc}", {"field": field}) from None
     except UnidentifiedImageError:
         raise CorruptImage(f"{field}: the bytes look like {kind} but cannot be read as an image", {"field": field}) from None
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
@@ -109,7 +109,7 @@ def check_image(data: bytes, limits: ImageLimits = ImageLimits(), field: str = "
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit below decides
             width, height = Image.open(io.BytesIO(data), formats=FORMATS).size
     except Image.DecompressionBombError as exc:
-        raise TooLarge(f"{field}: {exc}", {"field": field}) from None
+        raise TooLarge(f"{field}: more than {limits.max_pixels} pixels (KILN_VISION_MAX_PIXELS): {exc}", {"field": field}) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
         raise CorruptImage(f"{field}: the bytes look like {kind} but its header cannot be read", {"field": field}) from None
     if width * height > limits.max_pixels:

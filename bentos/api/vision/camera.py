@@ -43,11 +43,11 @@ def read_frame(message: dict[str, Any], count: int, default_ops: tuple[str, ...]
             raise InvalidInput("image", "a JSON frame needs \"image\": <base64 JPEG or PNG>")
         if len(body["image"]) > max_bytes * 4 // 3 + 8:
             raise InvalidInput("image", f"a frame is at most {max_bytes} bytes (KILN_CAMERA_MAX_FRAME_BYTES)")
+        operations = parse_operations(body["operations"]) if "operations" in body else default_ops
         data = b64decode(body["image"])
         frame_id = body.get("frame_id", count)
         if not isinstance(frame_id, (str, int)) or isinstance(frame_id, bool) or len(str(frame_id)) > 100:
             frame_id = count
-        operations = parse_operations(body["operations"]) if "operations" in body else default_ops
     if len(data) > max_bytes:
         raise InvalidInput("image", f"a frame is at most {max_bytes} bytes (KILN_CAMERA_MAX_FRAME_BYTES)")
     return Frame(frame_id, data, operations)
