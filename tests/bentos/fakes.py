@@ -185,6 +185,7 @@ def fake_server(home: Path, speech: Any = None, **settings: Any) -> FakeServer:
     from kiln.filestore.store import FileStore
     from kiln.scaling.service import ScalingService
     from kiln.tasks.service import TaskService
+    from kiln.vision.records import FaceRegistry
 
     database = app.state.access.database
     files = FileStore(config, database)
@@ -200,6 +201,7 @@ def fake_server(home: Path, speech: Any = None, **settings: Any) -> FakeServer:
         speech=SpeechClient(InProcess(speech)) if speech is not None else None,
         downloads=DownloadManager(ModelStore(config.model_store_dir), None, records=DownloadRecords(app.state.access.database)),
         logs=LogDirectory(config.logs_dir),
+        faces=FaceRegistry(database, files, config.face_match_threshold),
     ))
     key = (home / "admin.key").read_text().strip() if (home / "admin.key").exists() else ""
     return FakeServer(client, config, models, worker, {"X-API-Key": key})

