@@ -8,10 +8,21 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 DIMENSIONS = 128
+_blas: Any = None
+
+
+def _one_blas_thread() -> Any:
+    global _blas
+    if _blas is None:
+        from threadpoolctl import ThreadpoolController
+
+        _blas = ThreadpoolController()
+    return _blas.limit(limits=1, user_api="blas")
 
 
 @dataclass(frozen=True)
@@ -29,7 +40,7 @@ class FaceIndex:
         self._owners: list[str | None] = []
         self._version = 0
         self._cached_version = -1
-        self._cached: tuple[np.ndarray, list[str], np.ndarray] = (self._buffer, [], np.zeros(0, dtype=object))
+        self._cached: tuple = (self._buffer, np.zeros(0, np.float32), [], np.zeros(0, dtype=object))
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -73,25 +84,33 @@ class FaceIndex:
             self._version += 1
             return True
 
-    def _snapshot(self) -> tuple[np.ndarray, list[str], np.ndarray]:
+    def _snapshot(self) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:
+        """(matrix, squared norms, ids, owners) as of the last change: copied once per change, so queries
+        never hold the lock while they compute."""
         with self._lock:
             if self._cached_version != self._version:
                 size = len(self._ids)
-                self._cached = (self._buffer[:size].copy(), list(self._ids), np.array(self._owners, dtype=object))
+                matrix = self._buffer[:size].copy()
+                self._cached = (matrix, (matrix ** 2).sum(1), list(self._ids), np.array(self._owners, dtype=object))
                 self._cached_version = self._version
             return self._cached
 
     def nearest(self, descriptors: np.ndarray, owner_id: str | None = None, see_all: bool = True) -> list[Match | None]:
         """For each query row, the closest face (Euclidean distance) among the caller's, or None when there is none."""
         queries = np.atleast_2d(np.asarray(descriptors, dtype=np.float32))
-        matrix, ids, owners = self._snapshot()  # copied once per change, so queries never hold the lock long
-        if not see_all and len(ids):
-            mine = np.nonzero(owners == owner_id)[0] if owner_id is not None else np.nonzero(owners == None)[0]  # noqa: E711
-            matrix, ids = matrix[mine], [ids[i] for i in mine]
+        matrix, norms, ids, owners = self._snapshot()
         if not ids:
             return [None] * len(queries)
-        # |a - b|^2 = |a|^2 - 2ab + |b|^2, for all pairs at once
-        squared = (queries ** 2).sum(1)[:, None] - 2 * queries @ matrix.T + (matrix ** 2).sum(1)[None, :]
+        # |a - b|^2 = |a|^2 - 2ab + |b|^2, for all pairs at once; on one BLAS thread: a query is too small to
+        # split, and threads that spin for a shared core made it 5x slower (benchmarks/vision_throughput.py)
+        with _one_blas_thread():
+            products = queries @ matrix.T
+        squared = (queries ** 2).sum(1)[:, None] - 2 * products + norms[None, :]
+        if not see_all:
+            others = owners != owner_id
+            if others.all():
+                return [None] * len(queries)
+            squared[:, others] = np.inf
         best = squared.argmin(1)
         return [Match(ids[j], float(np.sqrt(max(squared[i, j], 0.0)))) for i, j in enumerate(best)]
 

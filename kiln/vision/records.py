@@ -56,6 +56,7 @@ class FaceRegistry:
         self.files = files  # kiln.filestore.store.FileStore
         self.threshold = threshold
         self.index = FaceIndex()
+        self._names: dict[str, str] = {}  # face_id -> name, beside the index: a query reads no extra row
         self._state: tuple[int, Any] | None = None  # the table's (count, newest created_at) the index reflects
         self._lock = threading.Lock()
 
@@ -73,8 +74,9 @@ class FaceRegistry:
             return
         with self._lock:
             with self.database.session() as session:
-                rows = session.execute(select(FaceRecord.id, FaceRecord.owner_id, FaceRecord.descriptor)).all()
-            self.index.replace([(face_id, owner, unpack(data)) for face_id, owner, data in rows])
+                rows = session.execute(select(FaceRecord.id, FaceRecord.owner_id, FaceRecord.descriptor, FaceRecord.name)).all()
+            self.index.replace([(face_id, owner, unpack(data)) for face_id, owner, data, _ in rows])
+            self._names = {face_id: name for face_id, _, _, name in rows}
             self._state = state
 
     # --- changes ---
@@ -92,6 +94,7 @@ class FaceRegistry:
         except Exception:
             self.files.delete(stored.id)
             raise
+        self._names[record.id] = record.name
         self.index.add(record.id, owner_id, unpack(record.descriptor))
         self._state = self._table_state()
         return record
@@ -106,6 +109,7 @@ class FaceRegistry:
         if record.image_file_id:
             self.files.delete(record.image_file_id)
         self.index.remove(face_id)
+        self._names.pop(face_id, None)
         self._state = self._table_state()
         return record
 
@@ -122,13 +126,6 @@ class FaceRegistry:
             records = list(session.scalars(query.order_by(FaceRecord.created_at.desc()).offset(offset).limit(limit)))
         return records, total
 
-    def names(self, face_ids: list[str]) -> dict[str, str]:
-        if not face_ids:
-            return {}
-        with self.database.session() as session:
-            rows = session.execute(select(FaceRecord.id, FaceRecord.name).where(FaceRecord.id.in_(face_ids))).all()
-        return dict(rows)
-
     def recognize(self, descriptors: list[Any], owner_id: str | None, see_all: bool) -> list[dict[str, Any]]:
         """For each descriptor: the nearest registered face within the threshold (face_id, name, distance,
         confidence = 1 - distance / threshold, clipped at 0), or ``unknown``."""
@@ -136,9 +133,7 @@ class FaceRegistry:
             return []
         self.sync()
         matches = self.index.nearest(np.asarray(descriptors, dtype=np.float32), owner_id, see_all)
-        known = [m for m in matches if m is not None and m.distance <= self.threshold]
-        names = self.names([m.face_id for m in known])
-        return [self._answer(match, names) for match in matches]
+        return [self._answer(match, self._names) for match in matches]
 
     def _answer(self, match: Match | None, names: dict[str, str]) -> dict[str, Any]:
         if match is None or match.distance > self.threshold or match.face_id not in names:
