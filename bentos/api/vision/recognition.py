@@ -36,7 +36,7 @@ async def detect(
     vision: VisionDep, settings: SettingsDep, image: ImageFile = None, model: ModelName = None,
     threshold: Annotated[float, Form(ge=0, le=1, description="Lowest confidence answered")] = 0.5,
     labels: Annotated[str | None, Form(max_length=2000, description="Comma-separated labels to look for; default: the "
-                                                                    "detector's defaults (opencv: person, face, cat_face)")] = None,
+                                                                    "detector's defaults (opencv: person, face)")] = None,
 ) -> dict:
     wanted = [label.strip() for label in labels.split(",") if label.strip()] if labels else None
     if labels is not None and not wanted:

@@ -38,3 +38,10 @@ def test_detect_never_makes_up_a_label(client):
     assert "dog" in response.json()["detail"] and "face" in response.json()["detail"]
     only = client.post("/api/image-recognition/detect", files=upload(jpeg("astronaut")), data={"labels": "face"}).json()
     assert {d["label"] for d in only["detections"]} == {"face"} and only["labels"] == ["face"]
+
+
+def test_detect_finds_a_cat_face_when_asked(client):
+    body = client.post("/api/image-recognition/detect", files=upload(jpeg("chelsea")),
+                       data={"labels": "cat_face", "threshold": "0"}).json()
+    assert body["labels"] == ["cat_face"] and all(d["label"] == "cat_face" for d in body["detections"])
+    assert "cat_face" not in client.post("/api/image-recognition/detect", files=upload(jpeg("chelsea"))).json()["labels"]
