@@ -86,7 +86,13 @@ class EfficientNetLite(ImageClassifier):
         self.labels = imagenet_labels()
         module = EfficientNet.from_name("efficientnet-lite0", num_classes=len(self.labels))
         module.load_state_dict(torch.load(lite_weights(path), map_location="cpu", weights_only=True))
-        self.module = module.eval()
+        # channels-last lets the CPU convolutions take oneDNN's fast path (measured 1.1-1.5x on 1 thread)
+        self.module = module.eval().to(memory_format=torch.channels_last)
+
+    def forward(self, batch: Any) -> Any:
+        import torch
+
+        return self.module(batch.contiguous(memory_format=torch.channels_last))
 
     def preprocess(self, image: Any) -> np.ndarray:
         return classification_input(image, LITE0_SIZE, mean=LITE_MEAN, std=LITE_STD)
