@@ -29,6 +29,7 @@ from kiln.store import ModelStore
 from kiln.tasks.runner import Reaper
 from kiln.tasks.service import TaskService
 from kiln.tasks.worker import start_embedded
+from kiln.vision.records import FaceRegistry
 
 app = create_app()
 log = logging.getLogger("kiln.gateway")
@@ -66,6 +67,8 @@ class Gateway:
         self.backends.tasks = TaskService(settings, database, services=files)
         self.backends.events = EventStream(database, settings, app.state.traffic)
         self.backends.scaling = ScalingService(settings, database, self.backends.tasks)
+        self.backends.faces = FaceRegistry(database, files, settings.face_match_threshold)
+        self.backends.faces.sync()  # the registered faces' descriptors into memory once, at start
         install_backends(app, self.backends)
         app.state.traffic.observers.append(prometheus.observe_request)
         self.task_gauges = prometheus.TaskGauges(self.backends.tasks).start()

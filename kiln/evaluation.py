@@ -109,4 +109,10 @@ def evaluate(engine: Engine, workspace: Path, dataset_path: Path | str | None = 
 
         test = load_saved_dataset(Path(dataset_path))["test"]
         return evaluate_text_classifier(engine, test["text"], test["label"])
+    if engine.task in ("image-classification", "object-detection", "face-recognition"):
+        from kiln.vision import evaluation as vision
+
+        check = {"image-classification": vision.evaluate_image_classifier, "object-detection": vision.evaluate_detector,
+                 "face-recognition": vision.evaluate_faces}[engine.task]
+        return check(engine.model)
     raise KilnError(f"No evaluation defined for task '{engine.task}'")

@@ -262,6 +262,19 @@ class Settings(BaseSettings):
     audio_cache_ttl: int = Field(3600, description="Seconds a synthesized clip stays cached")
     audio_cache_type: str = Field("auto", description="memory | redis | auto (redis when a Redis URL is set)")
     audio_cache_max_entries: int = 1000
+    # vision (kiln/vision, bentos/api/vision): uploads, the models the routes use, faces, the camera stream
+    vision_max_upload_mb: int = Field(20, gt=0, description="Larger image uploads get 413")
+    vision_max_pixels: int = Field(
+        50_000_000, gt=0, description="Most pixels (width x height, read from the header before decoding) an image "
+        "may have; more is a 413 (decompression bombs)")
+    vision_classifier: str = Field("efficientnet-lite0", description="The catalog model /image-recognition/classify uses by default")
+    vision_detector: str = Field("opencv-detectors", description="The catalog model /image-recognition/detect uses by default")
+    vision_faces: str = Field("dlib-faces", description="The catalog model the face routes use")
+    face_match_threshold: float = Field(
+        0.6, gt=0, le=2, description="Largest descriptor distance (Euclidean, 128-d dlib) still taken for the same person")
+    vision_timeout_seconds: float = Field(60.0, gt=0, description="A vision model call (queue + load + run) gives up after this")
+    camera_max_frame_bytes: int = Field(4 * 1024 * 1024, gt=0, description="Larger camera frames are refused (the socket stays open)")
+    camera_max_fps: float = Field(15.0, gt=0, description="Frames per second a camera socket answers at most; faster ones are skipped")
     # `kiln api` (TTSKit's `ttskit api` options that act inside the app rather than on bentoml serve)
     api_headers: list[str] = Field(default_factory=list, description="Extra response headers, 'Name: value'")
     api_proxy_headers: bool = Field(False, description="Trust X-Forwarded-For/-Proto from api_forwarded_allow_ips")

@@ -47,7 +47,10 @@ class VocoderSource:
 
 
 PACKAGE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-WEIGHT_SUFFIXES = {".safetensors", ".onnx", ".gguf", ".pt", ".pth", ".ckpt", ".bin"}
+WEIGHT_SUFFIXES = {".safetensors", ".onnx", ".gguf", ".pt", ".pth", ".ckpt", ".bin",
+                   ".dat",  # dlib's models
+                   ".xml"}  # OpenCV's Haar cascades (only counted inside a weights folder or beside weights)
+WEIGHT_FOLDERS = ("models", "data")
 
 
 def _distributions_of(package: str) -> list[importlib.metadata.Distribution]:
@@ -77,6 +80,10 @@ def package_model_dir(package: str) -> Path:
         files = [f for f in distribution.files or [] if f.parts and f.parts[0] == package]
         if any(len(f.parts) > 2 and f.parts[1] == "model" for f in files):
             return Path(distribution.locate_file(f"{package}/model"))
+        # a weights folder beside the code (face-recognition-models' models/, OpenCV's data/ cascades): just it
+        for folder in WEIGHT_FOLDERS:
+            if any(len(f.parts) > 2 and f.parts[1] == folder and f.suffix in WEIGHT_SUFFIXES for f in files):
+                return Path(distribution.locate_file(f"{package}/{folder}"))
         if any(f.suffix in WEIGHT_SUFFIXES for f in files):
             return Path(distribution.locate_file(package))
     raise InvalidInput("model_id", f"the installed package {package!r} carries no model weights (no {package}/model/ "
@@ -147,10 +154,8 @@ def fetch_fingerprint(entry: CatalogEntry, vocoder: VocoderSource | None) -> str
 
 def source_fingerprint(entry: CatalogEntry) -> str:
     if entry.source == "package":
-        try:
-            version = importlib.metadata.version(entry.id.replace("_", "-"))
-        except importlib.metadata.PackageNotFoundError:
-            version = "unknown"
+        found = _distributions_of(entry.id) if PACKAGE_NAME.match(entry.id) else []  # cv2 is opencv-python-headless's
+        version = found[0].version if found else "unknown"
         return fingerprint_of("package", entry.id, version)
     if entry.source == "path":
         root = Path(entry.id).expanduser()

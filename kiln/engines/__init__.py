@@ -16,8 +16,10 @@ def engine_classes() -> dict[str, type[Engine]]:
     from kiln.engines.classifier import TorchClassifierEngine
     from kiln.engines.embedding import SentenceEmbeddingEngine
     from kiln.engines.text_classifier import TextClassifierEngine
+    from kiln.engines.vision import FaceEngine, ImageClassificationEngine, ObjectDetectionEngine
 
-    return {cls.task: cls for cls in (TorchClassifierEngine, SentenceEmbeddingEngine, TextClassifierEngine)}
+    return {cls.task: cls for cls in (TorchClassifierEngine, SentenceEmbeddingEngine, TextClassifierEngine,
+                                      ImageClassificationEngine, ObjectDetectionEngine, FaceEngine)}
 
 
 def load_engine(task: str, path: Path, name: str) -> Engine:

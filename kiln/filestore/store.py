@@ -87,6 +87,18 @@ class FileStore:
             return self.save(source, filename, content_type, owner_id, description, task_id, status,
                              allowed=[sniff.normalize(content_type)] + self.settings.files_allowed_types)
 
+    def delete(self, file_id: str) -> bool:
+        """Forget a file: its record and its bytes (e.g. a registered face's image). False if there was none."""
+        with self.database.session() as session:
+            record = session.get(StoredFile, file_id)
+            if record is None:
+                return False
+            session.delete(record)
+        path = (self.root / record.storage_key).resolve()
+        if self.root.resolve() in path.parents:
+            path.unlink(missing_ok=True)
+        return True
+
     # --- reading ---
 
     def get(self, file_id: str, owner_id: str | None, see_all: bool) -> StoredFile:

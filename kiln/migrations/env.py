@@ -9,6 +9,7 @@ import kiln.filestore.models  # noqa: F401
 import kiln.scaling.models  # noqa: F401
 import kiln.serving.download_records  # noqa: F401
 import kiln.tasks.models  # noqa: F401
+import kiln.vision.records  # noqa: F401
 from kiln.db import VERSION_TABLE, Base, make_engine
 from kiln.settings import get_settings
 

@@ -48,9 +48,13 @@ def optimized_model(
     mlflow: MLflowTracking,
 ) -> dg.Output[dict]:
     from kiln.engines import load_engine
-    from kiln.optimize import RECIPE_VERSION, REPORT_FILE, optimize
+    from kiln.optimize import RECIPE_VERSION, REPORT_FILE, SUPPORTED_TASKS, optimize
 
     candidate = finetuned_model
+    if candidate.task not in SUPPORTED_TASKS:  # e.g. vision: dlib and OpenCV models are not torch graphs to export
+        reason = f"no ONNX export for task '{candidate.task}' (exported: {', '.join(SUPPORTED_TASKS)}); served as it is"
+        context.log.info(f"{candidate.name}: {reason}")
+        return dg.Output({"path": None, "report": None, "skipped": reason}, metadata={"skipped": True, "reason": reason})
     name = f"{candidate.name}.onnx"
     fingerprint = fingerprint_of("optimize", RECIPE_VERSION, candidate.sha256, config.model_dump())
     store = kiln.store()

@@ -113,7 +113,11 @@ class FakeModel:
 def load_fake(model: FakeModel) -> Engine:
     if model.broken:
         raise RuntimeError(f"weights of {model.name} are corrupt")
-    return AdderEngine(model.name, model.delay) if model.engine is AdderEngine else model.engine(model.name)
+    if model.engine is AdderEngine:
+        return AdderEngine(model.name, model.delay)
+    if model.path.exists():  # a real model folder (e.g. the vision models the packages ship)
+        return model.engine.load(model.path, model.name)
+    return model.engine(model.name)
 
 
 def fake_models() -> dict[str, FakeModel]:
@@ -181,6 +185,7 @@ def fake_server(home: Path, speech: Any = None, **settings: Any) -> FakeServer:
     from kiln.filestore.store import FileStore
     from kiln.scaling.service import ScalingService
     from kiln.tasks.service import TaskService
+    from kiln.vision.records import FaceRegistry
 
     database = app.state.access.database
     files = FileStore(config, database)
@@ -196,6 +201,7 @@ def fake_server(home: Path, speech: Any = None, **settings: Any) -> FakeServer:
         speech=SpeechClient(InProcess(speech)) if speech is not None else None,
         downloads=DownloadManager(ModelStore(config.model_store_dir), None, records=DownloadRecords(app.state.access.database)),
         logs=LogDirectory(config.logs_dir),
+        faces=FaceRegistry(database, files, config.face_match_threshold),
     ))
     key = (home / "admin.key").read_text().strip() if (home / "admin.key").exists() else ""
     return FakeServer(client, config, models, worker, {"X-API-Key": key})

@@ -33,6 +33,7 @@ class Backends:
     files: Any = None  # kiln.filestore.store.FileStore
     events: Any = None  # bentos.api.tasks.events.EventStream
     scaling: Any = None  # kiln.scaling.service.ScalingService
+    faces: Any = None  # kiln.vision.records.FaceRegistry
     device: str = "cpu"
     started: float = field(default_factory=time.time)
 
