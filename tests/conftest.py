@@ -28,8 +28,27 @@ from kiln.settings import configure_environment  # noqa: E402
 configure_environment()
 
 
+_EXIT_STATUS: list[int] = []
+
+
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(SESSION_HOME, ignore_errors=True)
+    _EXIT_STATUS.append(int(exitstatus))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    """End the test process without interpreter finalization, once every result is reported. In-process
+    servers leave daemon threads behind (TestClient portals, thread pools), and one still inside native
+    code (torch, dlib, onnxruntime) when CPython 3.11 finalizes is unwound through a noexcept C++ frame:
+    "terminate called without an active exception", exit status 134 after a green run (seen 2 in 8 runs
+    of the vision and fuzz tests under load). Nothing is lost: fixtures are torn down and the summary is out."""
+    import sys
+
+    if _EXIT_STATUS and not os.environ.get("KILN_TESTS_FINALIZE"):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_EXIT_STATUS[-1])
 
 
 @pytest.fixture(scope="session")
