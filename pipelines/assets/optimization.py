@@ -5,6 +5,7 @@ import json
 
 import dagster as dg
 
+from kiln.generation.models import GENERATION_TASKS
 from kiln.store import StoredModel, fingerprint_of
 from pipelines.partitions import catalog_models
 from pipelines.resources import KilnWorkspace, MLflowTracking
@@ -51,6 +52,9 @@ def optimized_model(
     from kiln.optimize import RECIPE_VERSION, REPORT_FILE, optimize
 
     candidate = finetuned_model
+    if candidate.task in GENERATION_TASKS:  # a diffusion sampler loops over its UNet: no single-call export here
+        return dg.Output({"path": None, "skipped": f"no ONNX export for {candidate.task} models"},
+                         metadata={"skipped": True, "reason": f"no ONNX export for {candidate.task} models"})
     name = f"{candidate.name}.onnx"
     fingerprint = fingerprint_of("optimize", RECIPE_VERSION, candidate.sha256, config.model_dump())
     store = kiln.store()
