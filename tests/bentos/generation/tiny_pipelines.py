@@ -65,7 +65,7 @@ def build_stable_diffusion(folder: Path) -> Path:
                                 up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
                                 attention_head_dim=4, norm_num_groups=8)
     pipeline = StableDiffusionPipeline(vae=_vae(), text_encoder=_text_encoder(vocab), tokenizer=tokenizer, unet=unet,
-                                       scheduler=DDIMScheduler(), safety_checker=None, feature_extractor=None,
+                                       scheduler=DDIMScheduler(clip_sample=False), safety_checker=None, feature_extractor=None,
                                        requires_safety_checker=False)
     pipeline.save_pretrained(str(folder / "pipeline"))
     return folder / "pipeline"
@@ -103,6 +103,6 @@ def build_text_to_video(folder: Path) -> Path:
                                 up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"), cross_attention_dim=32,
                                 attention_head_dim=4, norm_num_groups=8)
     pipeline = TextToVideoSDPipeline(vae=_vae(), text_encoder=_text_encoder(vocab), tokenizer=tokenizer, unet=unet,
-                                     scheduler=DDIMScheduler())
+                                     scheduler=DDIMScheduler(clip_sample=False))
     pipeline.save_pretrained(str(folder / "pipeline"))
     return folder / "pipeline"
