@@ -78,8 +78,8 @@ def _save_image(files: Any, upload: UploadFile | None, owner_id: str | None) -> 
              summary="Start transforming an uploaded image towards a prompt (SDEdit: strength 0 keeps it, 1 ignores it)")
 async def image_to_image(
     tasks: TasksDep, files: FilesDep, caller: CallerDep,
+    prompt: Annotated[str, Form(min_length=1, max_length=1000, description="Transformation prompt")],
     image: Annotated[UploadFile | None, File(description="Source image (PNG, JPEG, GIF, WebP)")] = None,
-    prompt: Annotated[str, Form(min_length=1, max_length=1000)] = ...,
     negative_prompt: Annotated[str | None, Form(max_length=1000)] = None,
     strength: Annotated[float, Form(ge=0.0, le=1.0)] = 0.75,
     num_inference_steps: Annotated[int, Form(ge=1, le=200)] = 25,
