@@ -16,6 +16,12 @@ from pipelines.resources import KilnWorkspace, MLflowTracking
 REPORT_NOTEBOOK = "notebooks/evaluation_report.ipynb"
 
 
+class EvaluationConfig(dg.Config):
+    """Generative models only: how many samples per class the judge reads (the gate's figure is over 100)."""
+
+    generation_samples_per_class: int = 100
+
+
 @dg.asset(
     partitions_def=catalog_models,
     group_name="evaluate",
@@ -34,13 +40,14 @@ REPORT_NOTEBOOK = "notebooks/evaluation_report.ipynb"
     ],
 )
 def evaluation(
-    context: dg.AssetExecutionContext, finetuned_model: StoredModel, kiln: KilnWorkspace, mlflow: MLflowTracking
+    context: dg.AssetExecutionContext, config: EvaluationConfig, finetuned_model: StoredModel, kiln: KilnWorkspace,
+    mlflow: MLflowTracking,
 ):
     entry = kiln.catalog().get(context.partition_key)
     tracker = mlflow.tracker(context)
     candidate = finetuned_model
     if candidate.task in GENERATION_TASKS:
-        yield from _evaluate_generation(context, entry, candidate, kiln, tracker)
+        yield from _evaluate_generation(context, entry, candidate, kiln, tracker, config.generation_samples_per_class)
         return
     engine = load_engine(candidate.task, candidate.path, entry.name)
     metrics = evaluate(engine, kiln.workspace, candidate.info.get("dataset_path"))
@@ -73,7 +80,7 @@ def evaluation(
     )
 
 
-def _evaluate_generation(context, entry, candidate: StoredModel, kiln: KilnWorkspace, tracker):
+def _evaluate_generation(context, entry, candidate: StoredModel, kiln: KilnWorkspace, tracker, per_class: int):
     """The digits diffusion model: conditional accuracy as read by the `example` classifier (100 samples per
     class, DDIM 25 steps, guidance 3), per-digit accuracies, and a sample grid PNG in its MLflow run."""
     from kiln.generation.evaluation import evaluate_digits_generation, judge_engine, sample_grid
@@ -82,7 +89,6 @@ def _evaluate_generation(context, entry, candidate: StoredModel, kiln: KilnWorks
         raise dg.Failure(f"'{entry.name}' is a {candidate.task} model Kiln does not train; no evaluation is defined "
                          "for hub pipelines (they are served as they are)")
     judge = judge_engine(kiln.store())
-    per_class = 100
     metrics, samples = evaluate_digits_generation(candidate.path, judge, per_class=per_class)
     run_id = candidate.info["mlflow_run_id"]
     value = metrics[entry.primary_metric]
