@@ -162,3 +162,16 @@ def test_output_traversal_is_refused(client, server, path):
     assert (server.settings.home_dir / "kiln.db").exists() or True
     response = client.get(path)
     assert response.status_code == 404, (path, response.status_code)
+
+
+def test_denoising_progress_goes_out_on_the_events_websocket(client):
+    from tests.bentos.tasks.test_events_socket import receive_until
+
+    with client.websocket_connect("/ws/events") as ws:
+        assert ws.receive_json()["type"] == "connected"
+        task_id = client.post("/api/text-to-image/generate", json={"prompt": "a 9", "num_inference_steps": 6}).json()["task_id"]
+        seen = receive_until(ws, lambda m: m["type"] == "task_status" and m["data"]["task_id"] == task_id
+                             and m["data"]["status"] == "completed", limit=400)
+    steps = [m["data"]["metrics"]["step"] for m in seen if m["type"] == "task_status"
+             and m["data"]["task_id"] == task_id and "step" in (m["data"].get("metrics") or {})]
+    assert steps == list(range(1, 7)), steps
