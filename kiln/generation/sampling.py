@@ -63,13 +63,15 @@ def sample(
         images = noise if start == 0 else scheduler.add_noise(init, noise, timesteps[:1].repeat(count))
     else:
         images = noise
-    conditional = torch.tensor(list(classes), dtype=torch.long)
+    device = next(unet.parameters()).device  # noise is drawn on the CPU: the same seed, the same image anywhere
+    images = images.to(device)
+    conditional = torch.tensor(list(classes), dtype=torch.long, device=device)
     negatives = [null_class if n is None else n for n in (negative_classes or [None] * count)]
-    unconditional = torch.tensor(negatives, dtype=torch.long)
+    unconditional = torch.tensor(negatives, dtype=torch.long, device=device)
     branches = [conditional, unconditional]
     if second_classes is not None:
-        branches.append(torch.tensor(list(second_classes), dtype=torch.long))
-        weights = torch.tensor(list(mix), dtype=torch.float32).reshape(count, 1, 1, 1)
+        branches.append(torch.tensor(list(second_classes), dtype=torch.long, device=device))
+        weights = torch.tensor(list(mix), dtype=torch.float32, device=device).reshape(count, 1, 1, 1)
     total = len(timesteps)
     with torch.inference_mode():
         for index, t in enumerate(timesteps):
@@ -81,4 +83,4 @@ def sample(
             images = scheduler.step(predicted, t, images).prev_sample
             if on_step is not None:
                 on_step(index + 1, total)
-    return images.clamp(-1, 1)
+    return images.clamp(-1, 1).cpu()
