@@ -39,6 +39,7 @@ class GenerationModel:
     native: int  # the side it generates at
     scale: int  # sides must be multiples of this (the VAE's factor; the digits model: its native side)
     labels: tuple[str, ...] = ()  # a class-conditional model: what it draws
+    default_guidance: float = 7.5  # classifier-free guidance when a request names none
 
     def can(self, route: str) -> bool:
         return self.kind == "digits-ddpm" or self.task in CAPABLE[route]
@@ -82,7 +83,7 @@ def describe_stored(model: StoredModel, description: str = "") -> GenerationMode
         config = json.loads((model.path / CONFIG_FILE).read_text())
         side = int(config["image_size"])
         return GenerationModel(model.name, model.version, model.path, "digits-ddpm", "text-to-image", description,
-                               side, side, tuple(config["labels"]))
+                               side, side, tuple(config["labels"]), float(config.get("default_guidance_scale", 3.0)))
     class_name = pipeline_class_name(model.path)
     if class_name not in PIPELINE_TASKS:
         return None

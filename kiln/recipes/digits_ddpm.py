@@ -35,6 +35,7 @@ class DiffusionHyperparameters:
     class_dropout: float = 0.1
     ema_decay: float = 0.99
     train_timesteps: int = 1000
+    guidance_scale: float = 3.0  # the default of sampling (and of the gate's evaluation), written with the model
     max_seconds: float = 0.0  # 0: no time budget
     seed: int = 0
 
@@ -145,7 +146,7 @@ class DigitsDDPMRecipe:
             "labels": [str(i) for i in range(N_CLASSES)],
             "pixel_range": [-1.0, 1.0],
             "default_steps": 25,
-            "default_guidance_scale": 3.0,
+            "default_guidance_scale": params.guidance_scale,
             "parameters": sum(p.numel() for p in ema.parameters()),
         }
         (out_dir / "kiln-generation.json").write_text(json.dumps(config, indent=2))

@@ -28,6 +28,7 @@ class RawModelConfig(dg.Config):
     diffusion_layers_per_block: int = DiffusionHyperparameters.layers_per_block
     diffusion_class_dropout: float = DiffusionHyperparameters.class_dropout  # classifier-free guidance's null class
     diffusion_ema_decay: float = DiffusionHyperparameters.ema_decay
+    diffusion_guidance_scale: float = DiffusionHyperparameters.guidance_scale  # default of sampling and the gate
     diffusion_max_seconds: float = DiffusionHyperparameters.max_seconds  # 0: train every step
     hf_token: str | None = None  # default: KILN_HF_TOKEN (prefer it: run config is visible in the UI)
     include_vocoder: bool = False  # text-to-speech: also fetch the vocoder into vocoder/ (see kiln.sources.vocoder_source)
@@ -126,6 +127,7 @@ def recipe_parameters(recipe, config: RawModelConfig):
             layers_per_block=config.diffusion_layers_per_block,
             class_dropout=config.diffusion_class_dropout,
             ema_decay=config.diffusion_ema_decay,
+            guidance_scale=config.diffusion_guidance_scale,
             max_seconds=config.diffusion_max_seconds,
             seed=config.seed,
         )

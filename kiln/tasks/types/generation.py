@@ -23,7 +23,7 @@ class GenerationParameters(BaseModel):
     prompt: str = Field("", max_length=1000)
     negative_prompt: str | None = Field(None, max_length=1000, description="The unconditional branch of guidance")
     num_inference_steps: int = Field(25, ge=1, le=200)
-    guidance_scale: float | None = Field(None, ge=0.0, le=50.0, description="Default: the model's (digits 3, hub 7.5)")
+    guidance_scale: float | None = Field(None, ge=0.0, le=50.0, description="Default: the model's (digits: as trained, hub 7.5)")
     seed: int | None = Field(None, ge=0, le=2**32 - 1, description="The same seed gives the same output")
     model_id: str | None = Field(None, max_length=128, description="A stored generation model (default digits-diffusion)")
     input_file: str | None = Field(None, max_length=255, description="image-to-*: the uploaded source image")
@@ -134,7 +134,7 @@ def generate_image(parameters: ImageParameters, context: TaskContext) -> dict[st
     started, last = time.perf_counter(), [0.0]
     on_step = _progress(context, started, last)
     digits = model.kind == "digits-ddpm"
-    guidance = parameters.guidance_scale if parameters.guidance_scale is not None else (3.0 if digits else 7.5)
+    guidance = parameters.guidance_scale if parameters.guidance_scale is not None else model.default_guidance
     if parameters.mode == "image-to-image":
         source = _open_image(context, parameters.input_file)
         width, height = source.size if not digits else (model.native, model.native)
@@ -175,7 +175,7 @@ def generate_video(parameters: VideoParameters, context: TaskContext) -> dict[st
     started, last = time.perf_counter(), [0.0]
     on_step = _progress(context, started, last)
     digits = model.kind == "digits-ddpm"
-    guidance = parameters.guidance_scale if parameters.guidance_scale is not None else (3.0 if digits else 7.5)
+    guidance = parameters.guidance_scale if parameters.guidance_scale is not None else model.default_guidance
     steps, frames_wanted = parameters.num_inference_steps, parameters.num_frames
     if parameters.mode == "image-to-video":
         source = _open_image(context, parameters.input_file)
