@@ -3,7 +3,7 @@ Stable Diffusion pipeline through the real loader.
 
     nice -n 10 .venv/bin/python benchmarks/generation_throughput.py [--requests 32] [--skip-training] [--threads 2]
 
-- throughput: 16x16 images, DDIM 25 steps, guidance 3. ``--requests`` requests at once from as many threads
+- throughput: 16x16 images, DDIM 25 steps, guidance 2 (the default). ``--requests`` requests at once from as many threads
   through the model's batcher (what concurrent generate_image tasks do) against the same requests one at a
   time. Goal: >= 5 images/s batched. Uses the workspace's stored digits-diffusion when there is one (KILN_HOME),
   else the default architecture untrained (the cost of sampling does not depend on the weights).
@@ -53,15 +53,15 @@ def throughput(requests: int) -> None:
     from kiln.generation.batching import DigitsBatcher
 
     model, what = digits_model()
-    print(f"== throughput: {what}, {requests} requests, 16x16, 25 steps, guidance 3")
+    print(f"== throughput: {what}, {requests} requests, 16x16, 25 steps, guidance 2")
     batcher = DigitsBatcher(model)
-    batcher.generate("a 1", 0, None, 25, 3.0)  # warm-up
+    batcher.generate("a 1", 0, None, 25, 2.0)  # warm-up
     started = time.perf_counter()
     for index in range(requests):
-        batcher.generate(f"a {index % 10}", index, None, 25, 3.0)
+        batcher.generate(f"a {index % 10}", index, None, 25, 2.0)
     one_at_a_time = requests / (time.perf_counter() - started)
     batcher.batches.clear()
-    threads = [threading.Thread(target=batcher.generate, args=(f"a {i % 10}", i, None, 25, 3.0)) for i in range(requests)]
+    threads = [threading.Thread(target=batcher.generate, args=(f"a {i % 10}", i, None, 25, 2.0)) for i in range(requests)]
     started = time.perf_counter()
     for thread in threads:
         thread.start()

@@ -35,7 +35,7 @@ class DigitsDiffusion:
         self.labels = list(config["labels"])
         self.null_class = int(config["null_class"])
         self.native = int(config["image_size"])
-        self.default_guidance = float(config.get("default_guidance_scale", 3.0))
+        self.default_guidance = float(config.get("default_guidance_scale", 2.0))
 
     @classmethod
     def load(cls, path: Path, name: str) -> DigitsDiffusion:

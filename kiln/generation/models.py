@@ -83,7 +83,7 @@ def describe_stored(model: StoredModel, description: str = "") -> GenerationMode
         config = json.loads((model.path / CONFIG_FILE).read_text())
         side = int(config["image_size"])
         return GenerationModel(model.name, model.version, model.path, "digits-ddpm", "text-to-image", description,
-                               side, side, tuple(config["labels"]), float(config.get("default_guidance_scale", 3.0)))
+                               side, side, tuple(config["labels"]), float(config.get("default_guidance_scale", 2.0)))
     class_name = pipeline_class_name(model.path)
     if class_name not in PIPELINE_TASKS:
         return None

@@ -23,7 +23,7 @@ def sample(
     seeds: Sequence[int],
     null_class: int,
     steps: int = 25,
-    guidance_scale: float = 3.0,
+    guidance_scale: float = 2.0,
     negative_classes: Sequence[int | None] | None = None,
     second_classes: Sequence[int] | None = None,
     mix: Sequence[float] | None = None,

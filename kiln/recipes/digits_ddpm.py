@@ -35,7 +35,7 @@ class DiffusionHyperparameters:
     class_dropout: float = 0.1
     ema_decay: float = 0.99
     train_timesteps: int = 1000
-    guidance_scale: float = 3.0  # the default of sampling (and of the gate's evaluation), written with the model
+    guidance_scale: float = 2.0  # the default of sampling (and of the gate's evaluation), written with the model
     max_seconds: float = 0.0  # 0: no time budget
     seed: int = 0
 

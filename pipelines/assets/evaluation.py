@@ -82,7 +82,7 @@ def evaluation(
 
 def _evaluate_generation(context, entry, candidate: StoredModel, kiln: KilnWorkspace, tracker, per_class: int):
     """The digits diffusion model: conditional accuracy as read by the `example` classifier (100 samples per
-    class, DDIM 25 steps, guidance 3), per-digit accuracies, and a sample grid PNG in its MLflow run."""
+    class, DDIM 25 steps, the model's default guidance), per-digit accuracies, and a sample grid PNG in its MLflow run."""
     from kiln.generation.evaluation import evaluate_digits_generation, judge_engine, sample_grid
 
     if not (candidate.path / "kiln-generation.json").is_file():

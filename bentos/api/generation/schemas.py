@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 Seed = Field(None, ge=0, le=2**32 - 1, description="The same seed gives the same output; default random")
 Steps = Field(25, ge=1, le=200, description="Denoising steps")
-Guidance = Field(None, ge=0.0, le=50.0, description="Classifier-free guidance; default the model's (digits 3, hub 7.5)")
+Guidance = Field(None, ge=0.0, le=50.0, description="Classifier-free guidance; default the model's (digits 2, hub 7.5)")
 ModelId = Field(None, max_length=128, description="A stored generation model (GET /api/text-to-image/models); default digits-diffusion")
 
 
