@@ -27,8 +27,9 @@ PIXEL_MAX = 16.0
 
 @dataclass(frozen=True)
 class DiffusionHyperparameters:
-    steps: int = 300  # optimizer steps; training also stops at max_seconds
-    batch_size: int = 128
+    # 600 steps of 64 beat 300 of 128 (similar CPU): judged 0.92 against 0.83 at guidance 1.5 (300 samples each)
+    steps: int = 600  # optimizer steps; training also stops at max_seconds
+    batch_size: int = 64
     learning_rate: float = 2e-3
     block_channels: tuple[int, ...] = (32, 64)
     layers_per_block: int = 1
