@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from kiln.errors import KilnError
 from kiln.recipes.digits import DigitsMLPRecipe
+from kiln.recipes.digits_ddpm import DigitsDDPMRecipe
 
-RECIPES = {DigitsMLPRecipe.name: DigitsMLPRecipe}
+RECIPES: dict[str, Any] = {DigitsMLPRecipe.name: DigitsMLPRecipe, DigitsDDPMRecipe.name: DigitsDDPMRecipe}
 
 
-def get_recipe(name: str) -> type[DigitsMLPRecipe]:
+def get_recipe(name: str) -> Any:
     try:
         return RECIPES[name]
     except KeyError:

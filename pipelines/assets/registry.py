@@ -39,6 +39,7 @@ def registered_model(
         candidate, candidate.info["mlflow_run_id"], entry.primary_metric, evaluation[entry.primary_metric]
     )
     context.log.info(f"{entry.name}: {registration.reason}")
+    mark_champion(kiln.store(), candidate, registration)
     yield dg.Output(
         registration,
         metadata={
@@ -121,3 +122,12 @@ def champion_variants(store, champion: StoredModel, entry) -> tuple[StoredModel 
     optimized = max(exports, key=lambda m: m.created)
     report = json.loads((optimized.path / REPORT_FILE).read_text())
     return optimized, select_variant(report, Gate(**entry.serve_gate.model_dump()))
+
+
+def mark_champion(store, candidate: StoredModel, registration: Registration) -> None:
+    """Record in the store's manifests which version is the champion: what is served straight from the store
+    (generation models, the judge of the digits diffusion model) follows the gate, not the newest version."""
+    for model in store.versions(candidate.name):
+        is_champion = model.sha256 == registration.champion_sha256
+        if bool(model.info.get("champion")) != is_champion:
+            store.set_info(model, champion=is_champion)

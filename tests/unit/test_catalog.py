@@ -9,13 +9,16 @@ from kiln.settings import WORKSPACE
 
 def test_shipped_catalog_has_its_models():
     catalog = load_catalog(WORKSPACE / "assets" / "catalog.yaml")
-    assert catalog.names()[:3] == ["example", "minilm", "minilm-sentiment"]
+    assert catalog.names()[:4] == ["example", "minilm", "minilm-sentiment", "digits-diffusion"]
     assert catalog.get("example").source == "train"
     minilm = catalog.get("minilm")
     assert (minilm.source, minilm.task) == ("package", "sentence-embedding")
     sentiment = catalog.get("minilm-sentiment")
     assert (sentiment.source, sentiment.id, sentiment.dataset) == ("finetune", "minilm", "vader-movie-reviews")
     assert sentiment.task == "text-classification"
+    diffusion = catalog.get("digits-diffusion")
+    assert (diffusion.source, diffusion.id, diffusion.task) == ("train", "digits-ddpm", "text-to-image")
+    assert (diffusion.primary_metric, diffusion.min_metric) == ("conditional_accuracy", 0.9)
 
 
 def test_shipped_catalog_has_the_packaged_vision_models_with_their_weights_folders():

@@ -26,6 +26,10 @@ CATEGORIES = {
     "sentence-embedding": "text embeddings",
     "text-to-speech": "audio",
     "speech-to-text": "audio",
+    "text-to-image": "image generation",
+    "image-to-image": "image generation",
+    "text-to-video": "video generation",
+    "image-to-video": "video generation",
 }
 
 
