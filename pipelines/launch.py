@@ -152,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         cancelled.set()
         result = None
     stop.set()
-    follower.join(timeout=10)
+    # its last read prints the run's final steps before the done line; on a busy machine that takes a while
+    follower.join(timeout=120)
     run = find_run(instance, args.run_id)
     if cancelled.is_set() and run is not None and run.status != dg.DagsterRunStatus.SUCCESS:
         # Dagster ends an interrupted run as a failure; it was a cancellation
