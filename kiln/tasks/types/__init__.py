@@ -6,8 +6,8 @@ from kiln.tasks.registry import TaskRegistry
 
 
 def register_all(registry: TaskRegistry) -> None:
-    from kiln.tasks.types import data, pipeline, speech, wait
+    from kiln.tasks.types import data, pipeline, speech, training, wait
 
-    for module in (data, pipeline, speech, wait):
+    for module in (data, pipeline, speech, training, wait):
         for task_type in module.TYPES:
             registry.register(task_type)
