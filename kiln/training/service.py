@@ -13,6 +13,7 @@ from kiln.training.requests import store_name
 class TrainingService:
     def __init__(self, tasks: Any):
         self.tasks = tasks  # kiln.tasks.service.TaskService
+        self.settings = tasks.settings
 
     def start(self, owner_id: str | None, body: dict[str, Any]) -> dict[str, Any]:
         name = store_name(body.get("output_dir") or "")
@@ -40,3 +41,33 @@ class TrainingService:
         return {"task_id": task.id, "status": "stopping" if stopping else task.status,
                 "message": "The Dagster run is being terminated; its last checkpoint is kept" if stopping else
                            f"Training is {task.status}"}
+
+    # --- LLM fine-tuning ---
+
+    def start_lora(self, owner_id: str | None, body: dict[str, Any], quantization: str) -> dict[str, Any]:
+        return self.start(owner_id, {**body, "model_type": "causal_lm", "quantization": quantization})
+
+    def _adapter(self, task_id: str, owner_id: str | None, see_all: bool):
+        from kiln.store import ModelStore
+        from kiln.training.llm import finished_adapter
+
+        task = self.tasks.get(task_id, owner_id, see_all)
+        return finished_adapter(task, ModelStore(self.settings.model_store_dir))
+
+    def test(self, task_id: str, owner_id: str | None, see_all: bool, prompt: str, max_tokens: int,
+             temperature: float, seed: int) -> dict[str, Any]:
+        from kiln.training.llm import test_adapter
+
+        model = self._adapter(task_id, owner_id, see_all)
+        return {"response": test_adapter(model, prompt, max_tokens, temperature, seed), "task_id": task_id,
+                "model_name": model.name}
+
+    def merge(self, task_id: str, owner_id: str | None, see_all: bool, output_path: str) -> dict[str, Any]:
+        from kiln.store import ModelStore
+        from kiln.tracking import Tracker
+        from kiln.training.llm import merge
+
+        model = self._adapter(task_id, owner_id, see_all)
+        settings = self.settings
+        tracker = Tracker(settings.tracking_uri, settings.artifact_root, settings.mlflow_experiment, settings.mlflow_ui_url)
+        return {"task_id": task_id, **merge(model, output_path, ModelStore(settings.model_store_dir), tracker)}

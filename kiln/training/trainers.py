@@ -8,7 +8,7 @@ import csv
 import io
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,12 @@ class TrainingJob:
     learning_rate: float
     save_steps: int
     max_steps: int
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    max_length: int = 512
+    gradient_accumulation_steps: int = 1
+    quantization: str = "none"
 
 
 class BadDataset(KilnError):
@@ -117,6 +123,43 @@ def train_text_classifier(job: TrainingJob, out_dir: Path, on_step: StepReport, 
     return metrics
 
 
+def read_instructions(path: Path) -> list[str]:
+    """Training texts from a JSONL of {"instruction", "input", "output"} or {"prompt", "completion"}."""
+    from kiln.finetune import instruction_texts
+
+    lines = path.read_bytes()[: 256 * 1024 * 1024].decode("utf-8", errors="replace").splitlines()
+    try:
+        rows = [json.loads(line) for line in lines if line.strip()]
+        return instruction_texts(rows[:MAX_ROWS])
+    except (ValueError, KilnError) as exc:
+        raise BadDataset(f"dataset_path: not an instruction JSONL ({exc})") from None
+
+
+def train_causal_lm(job: TrainingJob, out_dir: Path, on_step: StepReport, checkpoint_dir: Path | None,
+                    log: Callable[[str], None] = print) -> dict[str, float]:
+    """LoRA (or QLoRA) on a stored causal LM; the adapter is kept in ``out_dir/adapter`` beside the merged model."""
+    from kiln.finetune import LoraHyperparameters, finetune
+
+    texts = read_instructions(Path(job.dataset_file))
+    params = LoraHyperparameters(rank=job.lora_r, alpha=job.lora_alpha, dropout=job.lora_dropout,
+                                 target_modules=("q_proj", "v_proj"), modules_to_save=(), learning_rate=job.learning_rate,
+                                 epochs=job.epochs, batch_size=job.batch_size, max_length=job.max_length,
+                                 max_steps=job.max_steps, checkpoint_every=job.save_steps or 10**9,
+                                 gradient_accumulation_steps=job.gradient_accumulation_steps,
+                                 quantization="4bit" if job.quantization == "4bit" else "none")
+
+    def step(index: int, metrics: dict[str, float]) -> None:
+        on_step(index + 1, {"loss": metrics["train_loss"], "learning_rate": metrics["learning_rate"],
+                            "epoch": metrics["epoch"] + 1})
+
+    result = finetune("causal-lm", Path(job.base_path), out_dir, params, texts, checkpoint_dir=checkpoint_dir,
+                      on_step=step, log=log)
+    metrics = dict(result.metrics)
+    metrics["first_train_loss"] = result.history[0]["train_loss"] if result.history else 0.0
+    metrics["resumed_from_step"] = float(result.resumed_from_step)
+    return metrics
+
+
 def planned_steps(job: TrainingJob) -> int:
     """How many optimizer steps the job will take (what status shows as total_steps)."""
     if job.model_type == "digits":
@@ -124,6 +167,10 @@ def planned_steps(job: TrainingJob) -> int:
 
         rows = len(digits_split(DigitsHyperparameters.test_fraction)[0])
         return steps_planned(job, rows)
+    if job.model_type == "causal_lm":
+        batches = steps_planned(replace(job, max_steps=0), len(read_instructions(Path(job.dataset_file))))
+        optimizer_steps = -(-batches // job.gradient_accumulation_steps)
+        return min(optimizer_steps, job.max_steps) if job.max_steps else optimizer_steps
     texts, _ = read_labelled_text(Path(job.dataset_file))
     return steps_planned(job, len(validation_split(len(texts))[0]))
 
@@ -134,4 +181,6 @@ def train(job: TrainingJob, out_dir: Path, on_step: StepReport, on_epoch: StepRe
         return train_digits(job, out_dir, on_step, on_epoch, checkpoint_dir)
     if job.model_type == "text_classifier":
         return train_text_classifier(job, out_dir, on_step, on_epoch, checkpoint_dir, log)
+    if job.model_type == "causal_lm":
+        return train_causal_lm(job, out_dir, on_step, checkpoint_dir, log)
     raise KilnError(f"Unknown model_type {job.model_type!r}")

@@ -8,4 +8,8 @@ RULES: Rules = {
     "POST /api/training/start": write(),
     "GET /api/training/status/{task_id}": read(),
     "POST /api/training/stop/{task_id}": write(),
+    "POST /api/llm-finetuning/lora/start": write(),
+    "POST /api/llm-finetuning/qlora/start": write(),
+    "POST /api/llm-finetuning/test": write(),  # runs the model
+    "POST /api/llm-finetuning/merge": write(),  # writes a model into the store
 }

@@ -39,3 +39,31 @@ class TrainingStopped(BaseModel):
     task_id: str
     status: str = Field(description="stopping (the run is being terminated) or cancelled")
     message: str
+
+
+class LlmTest(BaseModel):
+    task_id: str = Field(min_length=1, max_length=64)
+    prompt: str = Field(min_length=1, max_length=20_000)
+    max_tokens: int = Field(256, ge=1, le=4096)
+    temperature: float = Field(0.0, ge=0, le=5, description="0: greedy")
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+
+
+class LlmTestAnswer(BaseModel):
+    response: str
+    task_id: str
+    model_name: str
+
+
+class MergeRequest(BaseModel):
+    task_id: str = Field(min_length=1, max_length=64)
+    output_path: str = Field(min_length=1, max_length=255, description="A model-store name (a path's last segment is taken)")
+
+
+class Merged(BaseModel):
+    task_id: str
+    model_name: str
+    model_version: str
+    mlflow_run_id: str
+    registered_version: str
+    message: str

@@ -23,9 +23,9 @@ def check_training(parameters: TrainingParameters, inputs: Inputs) -> None:
     store_name(parameters.output_dir)
     settings = inputs.files.settings if inputs.files is not None else get_settings()
     resolve_base(parameters.model_type, parameters.base_model, ModelStore(settings.model_store_dir))
-    if parameters.model_type == "text_classifier":
+    if parameters.model_type != "digits":
         if not parameters.dataset_path:
-            raise InvalidInput("dataset_path", "a text_classifier trains on your CSV or JSONL of text,label: "
+            raise InvalidInput("dataset_path", f"a {parameters.model_type} trains on your dataset file (CSV/JSONL): "
                                "upload it with POST /files/upload and give its id or name")
         inputs.file(parameters.dataset_path, field="dataset_path")
 
@@ -33,14 +33,17 @@ def check_training(parameters: TrainingParameters, inputs: Inputs) -> None:
 def run_config(parameters: TrainingParameters, context: TaskContext) -> dict[str, Any]:
     base_path = resolve_base(parameters.model_type, parameters.base_model, ModelStore(context.files.settings.model_store_dir))
     dataset_file, dataset_sha = "", ""
-    if parameters.model_type == "text_classifier" and parameters.dataset_path:
+    if parameters.model_type != "digits" and parameters.dataset_path:
         record = context.inputs.file(parameters.dataset_path, field="dataset_path")
         dataset_file, dataset_sha = str(context.files.path(record)), record.sha256
     config = {"task_id": context.task_id, "model_type": parameters.model_type, "base_model": parameters.base_model,
               "base_path": base_path, "dataset_file": dataset_file, "dataset_sha256": dataset_sha,
               "output_name": store_name(parameters.output_dir), "epochs": parameters.epochs,
               "batch_size": parameters.batch_size, "learning_rate": parameters.learning_rate,
-              "save_steps": parameters.save_steps, "max_steps": parameters.max_steps}
+              "save_steps": parameters.save_steps, "max_steps": parameters.max_steps, "lora_r": parameters.lora_r,
+              "lora_alpha": parameters.lora_alpha, "lora_dropout": parameters.lora_dropout,
+              "max_length": parameters.max_length, "gradient_accumulation_steps": parameters.gradient_accumulation_steps,
+              "quantization": parameters.quantization}
     return {"ops": {"user_trained_model": {"config": config}}}
 
 
