@@ -12,4 +12,6 @@ RULES: Rules = {
     "POST /api/llm-finetuning/qlora/start": write(),
     "POST /api/llm-finetuning/test": write(),  # runs the model
     "POST /api/llm-finetuning/merge": write(),  # writes a model into the store
+    "WEBSOCKET /ws/training": read(),  # checked by bentos/api/http/websocket.py (?token=)
+    "WEBSOCKET /api/ws/training": read(),
 }

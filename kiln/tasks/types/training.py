@@ -52,7 +52,7 @@ def run_training(parameters: TrainingParameters, context: TaskContext) -> dict[s
     from kiln.tracking import Tracker
     from kiln.training.progress import mlflow_progress
 
-    settings = context.files.settings
+    settings = get_settings()  # what the launched Dagster run reads too (its stores and MLflow)
     config = run_config(parameters, context)
     run = launch(settings, JOB, None, config, {"kiln/task_id": context.task_id}, steps_planned=2)
     context.progress(1, f"Dagster run {run.run_id} launched ({run.via})", force=True, dagster_run_id=run.run_id,
