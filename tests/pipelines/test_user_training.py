@@ -98,3 +98,34 @@ def test_stopping_cancels_the_run_and_the_same_request_resumes_from_its_checkpoi
     stop(service, runner, again, thread)
     first_step = min(m.step for m in MlflowClient(get_settings().tracking_uri).get_metric_history(run_id, "loss"))
     assert first_step > 40, "the rerun started after the checkpoint, not from step 1"
+
+
+def test_lora_on_a_tiny_llama_runs_in_dagster_then_tests_and_merges(tasks, tmp_path):
+    """What /api/llm-finetuning/lora/start, /test and /merge do, through the service the routes call."""
+    from kiln.training.service import TrainingService
+    from tests.tiny_llama import COLOURS, store_tiny_llama, write_instructions
+
+    service, runner, database = tasks
+    store = ModelStore(get_settings().model_store_dir)
+    store_tiny_llama(store, "tiny-llama-dagster")
+    dataset = write_instructions(tmp_path / "instructions.jsonl").read_bytes()
+    service.services.save_bytes(dataset, "instructions.jsonl", "application/json", None, status="uploaded")
+    training = TrainingService(service)
+    started = training.start_lora(None, {"base_model": "tiny-llama-dagster", "dataset_path": "instructions.jsonl",
+                                         "output_dir": "/models/colours-lora", "epochs": 30, "batch_size": 4,
+                                         "learning_rate": 0.05, "max_length": 48, "gradient_accumulation_steps": 2,
+                                         "lora_dropout": 0.0}, "none")
+    task = service.get(started["task_id"], None, True)
+    runner.run(task.id, task.dispatch)
+    done = service.get(task.id, None, True)
+    assert done.status == "completed", done.error
+    status = training_status(done, database)
+    assert status["total_steps"] == 45 and status["current_step"] == 45 and status["model_name"] == "colours-lora"
+    answer = training.test(task.id, None, True, "what colour is the sky", 1, 0.0, 0)["response"]
+    assert answer in COLOURS.values()
+    merged = training.merge(task.id, None, True, "/models/colours-merged")
+    assert merged["model_name"] == "colours-merged" and merged["registered_version"]
+    from kiln.finetune import generate, load_merged, load_tokenizer
+
+    path = store.latest("colours-merged").path
+    assert generate(load_merged("causal-lm", path), load_tokenizer(path), "what colour is the sky", 1) == answer
