@@ -73,7 +73,8 @@ def validation_split(count: int, share: float = 0.2, seed: int = 0) -> tuple[lis
     return order[held:], order[:held]
 
 
-def steps_planned(job: TrainingJob, rows: int) -> int:
+def epoch_batches(job: TrainingJob, rows: int) -> int:
+    """Batches over every epoch of ``rows`` examples (capped by max_steps)."""
     per_epoch = -(-rows // job.batch_size)
     total = per_epoch * job.epochs
     return min(total, job.max_steps) if job.max_steps else total
@@ -166,13 +167,13 @@ def planned_steps(job: TrainingJob) -> int:
         from kiln.recipes.digits import DigitsHyperparameters, digits_split
 
         rows = len(digits_split(DigitsHyperparameters.test_fraction)[0])
-        return steps_planned(job, rows)
+        return epoch_batches(job, rows)
     if job.model_type == "causal_lm":
-        batches = steps_planned(replace(job, max_steps=0), len(read_instructions(Path(job.dataset_file))))
+        batches = epoch_batches(replace(job, max_steps=0), len(read_instructions(Path(job.dataset_file))))
         optimizer_steps = -(-batches // job.gradient_accumulation_steps)
         return min(optimizer_steps, job.max_steps) if job.max_steps else optimizer_steps
     texts, _ = read_labelled_text(Path(job.dataset_file))
-    return steps_planned(job, len(validation_split(len(texts))[0]))
+    return epoch_batches(job, len(validation_split(len(texts))[0]))
 
 
 def train(job: TrainingJob, out_dir: Path, on_step: StepReport, on_epoch: StepReport, checkpoint_dir: Path | None,
