@@ -43,6 +43,7 @@ class LoraHyperparameters:
     quant_type: Literal["nf4", "fp4"] = "nf4"
     allow_quantization_fallback: bool = False  # never fall back to plain LoRA unless asked to
     checkpoint_every: int = 50  # optimizer steps between checkpoints (resume picks up from the last)
+    gradient_accumulation_steps: int = 1  # batches whose gradients add up before one optimizer step
 
 
 @dataclass
@@ -55,7 +56,10 @@ class FinetuneResult:
 
 
 def fingerprint_inputs(base_sha256: str, data_fingerprint: str, params: LoraHyperparameters) -> dict[str, Any]:
-    return {"recipe": "lora", "version": RECIPE_VERSION, "base": base_sha256, "data": data_fingerprint, "params": asdict(params)}
+    fields = asdict(params)
+    if fields["gradient_accumulation_steps"] == 1:  # the default: versions stored before the field existed stay valid
+        del fields["gradient_accumulation_steps"]
+    return {"recipe": "lora", "version": RECIPE_VERSION, "base": base_sha256, "data": data_fingerprint, "params": fields}
 
 
 # --- bitsandbytes ---
@@ -248,7 +252,9 @@ def finetune(
     lengths = [len(ids) for ids in tokenizer(train_texts, truncation=True, max_length=params.max_length)["input_ids"]]
     epochs = [length_grouped_batches(lengths, params.batch_size, params.seed + epoch) for epoch in range(params.epochs)]
     schedule = [(epoch, batch) for epoch, batches in enumerate(epochs) for batch in batches]
-    if params.max_steps:
+    accumulate = max(1, params.gradient_accumulation_steps)  # an optimizer step takes `accumulate` batches
+    schedule = [schedule[i : i + accumulate] for i in range(0, len(schedule), accumulate)]
+    if params.max_steps:  # counts optimizer steps
         schedule = schedule[: params.max_steps]
     trainable_params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable_params, lr=params.learning_rate, weight_decay=params.weight_decay)
@@ -260,21 +266,23 @@ def finetune(
     model.train()
     running = 0.0
     for step in range(start_step, len(schedule)):
-        epoch, batch = schedule[step]
-        inputs = _batch_tensors(
-            tokenizer, kind, [train_texts[i] for i in batch], [train_labels[i] for i in batch] if train_labels else None, params.max_length
-        )
-        loss = model(**inputs).loss
         optimizer.zero_grad()
-        loss.backward()
+        step_loss, epoch = 0.0, schedule[step][-1][0]
+        for _, batch in schedule[step]:
+            inputs = _batch_tensors(
+                tokenizer, kind, [train_texts[i] for i in batch], [train_labels[i] for i in batch] if train_labels else None, params.max_length
+            )
+            loss = model(**inputs).loss / len(schedule[step])
+            loss.backward()
+            step_loss += loss.item()
         optimizer.step()
         scheduler.step()
-        running = loss.item() if step == start_step else 0.9 * running + 0.1 * loss.item()
-        metrics = {"train_loss": loss.item(), "train_loss_smoothed": running, "learning_rate": scheduler.get_last_lr()[0], "epoch": float(epoch)}
+        running = step_loss if step == start_step else 0.9 * running + 0.1 * step_loss
+        metrics = {"train_loss": step_loss, "train_loss_smoothed": running, "learning_rate": scheduler.get_last_lr()[0], "epoch": float(epoch)}
         history.append(metrics)
         if on_step:
             on_step(step, metrics)
-        last_of_epoch = step + 1 == len(schedule) or schedule[step + 1][0] != epoch
+        last_of_epoch = step + 1 == len(schedule) or schedule[step + 1][0][0] != epoch
         if validation is not None and kind == "sequence-classification" and last_of_epoch:
             accuracy = _accuracy(model, tokenizer, validation, params.max_length)
             log(f"epoch {epoch + 1}: validation accuracy {accuracy:.4f}")
@@ -369,3 +377,52 @@ def _resume(model, optimizer, scheduler, checkpoint_dir: Path | None, log: Calla
 
 def clear_checkpoint(checkpoint_dir: Path) -> None:
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
+
+
+# --- instruction tuning (causal LM) ---
+
+RESPONSE_MARK = "### Response:"
+
+
+def instruction_prompt(instruction: str, context: str = "") -> str:
+    """The prompt a tuned model sees, in training and in generation: the instruction, its input, the cue."""
+    parts = [f"### Instruction:\n{instruction.strip()}"]
+    if context.strip():
+        parts.append(f"### Input:\n{context.strip()}")
+    return "\n\n".join(parts) + f"\n\n{RESPONSE_MARK}\n"
+
+
+def instruction_texts(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Training texts from {"instruction", "input", "output"} or {"prompt", "completion"} rows."""
+    texts = []
+    for number, row in enumerate(rows, start=1):
+        if isinstance(row, dict) and isinstance(row.get("instruction"), str) and isinstance(row.get("output"), str):
+            texts.append(instruction_prompt(row["instruction"], str(row.get("input") or "")) + row["output"].strip())
+        elif isinstance(row, dict) and isinstance(row.get("prompt"), str) and isinstance(row.get("completion"), str):
+            texts.append(instruction_prompt(row["prompt"]) + row["completion"].strip())
+        else:
+            raise KilnError(f"row {number} has neither instruction/output nor prompt/completion strings")
+    if not texts:
+        raise KilnError("the dataset has no rows")
+    return texts
+
+
+def load_adapter(base_path: Path, adapter_dir: Path):
+    """The full-precision base with the trained adapter on top (what POST /api/llm-finetuning/test runs)."""
+    from peft import PeftModel
+
+    base = load_base_model("causal-lm", base_path, None, four_bit=False, quant_type="nf4")
+    return PeftModel.from_pretrained(base, str(adapter_dir)).eval()
+
+
+def generate(model, tokenizer, prompt: str, max_tokens: int = 64, temperature: float = 0.0, seed: int = 0) -> str:
+    """The model's answer to ``prompt`` (as an instruction): greedy at temperature 0, else sampled with ``seed``."""
+    import torch
+
+    torch.manual_seed(seed)
+    inputs = tokenizer(instruction_prompt(prompt), return_tensors="pt")
+    sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+    with torch.inference_mode():
+        output = model.generate(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                                max_new_tokens=max_tokens, pad_token_id=tokenizer.pad_token_id, **sampling)
+    return tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from kiln.settings import Settings, get_settings
-from pipelines.assets import datasets, evaluation, models, optimization, package, registry, scaling, training
+from pipelines.assets import datasets, evaluation, models, optimization, package, registry, scaling, training, user_training
 from pipelines.jobs import (
     catalog_partitions_sensor,
     champion_bento_sensor,
@@ -17,10 +17,11 @@ from pipelines.jobs import (
     scaling_predictor_job,
     scaling_retraining,
     training_job,
+    user_training_job,
 )
 from pipelines.resources import BentoModelStore, KilnWorkspace, MLflowTracking
 
-ASSET_MODULES = [models, datasets, training, optimization, evaluation, registry, package, scaling]
+ASSET_MODULES = [models, datasets, training, optimization, evaluation, registry, package, scaling, user_training]
 
 
 def build_resources(settings: Settings) -> dict:
@@ -56,7 +57,8 @@ def build_executor(settings: Settings):
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(ASSET_MODULES),
     asset_checks=dg.load_asset_checks_from_modules(ASSET_MODULES),
-    jobs=[model_pipeline_job, training_job, export_job, evaluation_job, package_job, scaling_predictor_job],
+    jobs=[model_pipeline_job, training_job, export_job, evaluation_job, package_job, scaling_predictor_job,
+          user_training_job],
     schedules=[nightly_reevaluation, scaling_retraining],
     sensors=[catalog_partitions_sensor, champion_bento_sensor],
     resources=build_resources(get_settings()),

@@ -52,6 +52,13 @@ package_job = dg.define_asset_job(
     description="`bentoml build` the serving bundle with every current champion (run by the champion sensor).",
 )
 
+user_training_job = dg.define_asset_job(
+    "user_training",
+    selection=dg.AssetSelection.assets("user_trained_model"),
+    description="A training started over HTTP (POST /api/training/start, a Kiln task): config under "
+                "ops.user_trained_model.config; progress in MLflow (tag kiln.task_id) and the task's status.",
+)
+
 
 scaling_predictor_job = dg.define_asset_job(
     "retrain_scaling_predictor",

@@ -48,8 +48,12 @@ def package() -> dg.JobDefinition:
     return defs.resolve_job_def("package")
 
 
+def user_training() -> dg.JobDefinition:
+    return defs.resolve_job_def("user_training")
+
+
 RECONSTRUCTABLE = {"model_pipeline": model_pipeline, "training": training, "export": export, "evaluate": evaluate,
-                   "package": package}
+                   "package": package, "user_training": user_training}
 
 
 def execute(job_name: str, instance: dg.DagsterInstance, run_config: dict, partition: str | None, run_id: str,

@@ -12,11 +12,15 @@ import subprocess
 import sys
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kiln.integrations.dagster_graphql import DagsterGraphQL
 from kiln.settings import Settings
+
+if TYPE_CHECKING:
+    from kiln.tasks.context import TaskContext
 
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 
@@ -99,3 +103,35 @@ def launch(settings: Settings, job: str, partition: str | None, run_config: dict
     run = LaunchedRun(run_id, "process", f"{ui}/{run_id}", process=process, steps_planned=steps_planned)
     threading.Thread(target=_read_lines, args=(run,), daemon=True, name=f"dagster-run-{run_id[:8]}").start()
     return run
+
+
+def follow(run: LaunchedRun, context: TaskContext, report: Callable[[LaunchedRun], None] | None = None,
+           interval: float = 1.0) -> bool:
+    """Follow ``run`` for a task until it finishes: progress = steps ended / planned (or what ``report``
+    says, called every poll), and a cancelled task terminates the run. True when the task was cancelled."""
+    from kiln.tasks.context import TaskCancelled
+
+    context.on_cancel(run.terminate)
+    cancelled = False
+    while True:
+        status = run.poll()
+        if run.finished:
+            break
+        try:
+            if report is not None:
+                report(run)
+            else:
+                planned = max(run.steps_planned, run.steps_ended + 1)
+                context.progress(min(99.0, 1 + 98 * run.steps_ended / planned), f"Dagster run {status.lower()}: "
+                                 f"{run.steps_ended} of ~{planned} steps", dagster_run_id=run.run_id)
+            context.wait(interval)
+        except TaskCancelled:
+            cancelled = True
+            run.terminate()
+            if run.process is not None:
+                run.wait_process(timeout=60)
+            break
+    if run.process is not None:
+        run.wait_process(timeout=60)
+        run.poll()
+    return cancelled

@@ -60,26 +60,44 @@ class DigitsMLPRecipe:
         params: DigitsHyperparameters,
         out_dir: Path,
         on_epoch: Callable[[int, dict[str, float]], None] | None = None,
+        on_step: Callable[[int, dict[str, float]], None] | None = None,
+        checkpoint_dir: Path | None = None,
+        save_steps: int = 0,
+        max_steps: int = 0,
+        validate: bool = False,
     ) -> dict[str, float]:
-        """Train, write ``model.safetensors`` + ``config.json`` into ``out_dir``, return training metrics."""
+        """Train, write ``model.safetensors`` + ``config.json`` into ``out_dir``, return training metrics.
+
+        ``on_step`` sees every batch's loss; ``validate`` adds accuracy and macro F1 on the held-out split
+        to each epoch's metrics. With ``checkpoint_dir``, the model and optimizer are saved every
+        ``save_steps`` steps and a rerun resumes after the last saved step (the batch order is replayed)."""
         import torch
         from safetensors.torch import save_file
 
         torch.manual_seed(params.seed)
-        x_train, _, y_train, _ = digits_split(params.test_fraction, params.seed)
+        x_train, x_test, y_train, y_test = digits_split(params.test_fraction, params.seed)
         features = torch.from_numpy(x_train / PIXEL_MAX)
         labels = torch.from_numpy(y_train).long()
         model = build_mlp(params.hidden_units)
         optimizer = torch.optim.Adam(model.parameters(), lr=params.learning_rate)
         loss_fn = torch.nn.CrossEntropyLoss()
         generator = torch.Generator().manual_seed(params.seed)
+        resumed = _resume(model, optimizer, checkpoint_dir)
+        steps_per_epoch = -(-len(features) // params.batch_size)
+        total = params.epochs * steps_per_epoch if not max_steps else min(max_steps, params.epochs * steps_per_epoch)
         started = time.perf_counter()
         metrics: dict[str, float] = {}
+        step = 0
         for epoch in range(params.epochs):
             model.train()
-            order = torch.randperm(len(features), generator=generator)
-            total_loss, correct = 0.0, 0
+            order = torch.randperm(len(features), generator=generator)  # drawn even when skipped: resume replays it
+            total_loss, correct, seen = 0.0, 0, 0
             for start in range(0, len(order), params.batch_size):
+                if step >= total:
+                    break
+                step += 1
+                if step <= resumed:
+                    continue
                 batch = order[start : start + params.batch_size]
                 logits = model(features[batch])
                 loss = loss_fn(logits, labels[batch])
@@ -88,10 +106,20 @@ class DigitsMLPRecipe:
                 optimizer.step()
                 total_loss += loss.item() * len(batch)
                 correct += (logits.argmax(1) == labels[batch]).sum().item()
-            metrics = {"train_loss": total_loss / len(order), "train_accuracy": correct / len(order)}
-            if on_epoch:
-                on_epoch(epoch, metrics)
+                seen += len(batch)
+                if on_step:
+                    on_step(step, {"loss": loss.item(), "learning_rate": params.learning_rate, "epoch": float(epoch + 1)})
+                if checkpoint_dir is not None and save_steps and step % save_steps == 0:
+                    _save_checkpoint(model, optimizer, step, checkpoint_dir)
+            if seen:
+                metrics = {"train_loss": total_loss / seen, "train_accuracy": correct / seen}
+                if validate:
+                    metrics.update(_validation(model, x_test, y_test))
+                if on_epoch:
+                    on_epoch(epoch, metrics)
         metrics["train_seconds"] = time.perf_counter() - started
+        metrics["steps"] = float(total)
+        metrics["resumed_from_step"] = float(resumed)
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out_dir / "model.safetensors"))
         config = {
             "architecture": "mlp",
@@ -103,3 +131,35 @@ class DigitsMLPRecipe:
         }
         (out_dir / "config.json").write_text(json.dumps(config, indent=2))
         return metrics
+
+
+def _validation(model, x_test: np.ndarray, y_test: np.ndarray) -> dict[str, float]:
+    import torch
+    from sklearn.metrics import accuracy_score, f1_score
+
+    model.eval()
+    with torch.inference_mode():
+        predicted = model(torch.from_numpy(x_test / PIXEL_MAX)).argmax(1).numpy()
+    model.train()
+    return {"accuracy": float(accuracy_score(y_test, predicted)), "f1_score": float(f1_score(y_test, predicted, average="macro"))}
+
+
+def _save_checkpoint(model, optimizer, step: int, checkpoint_dir: Path) -> None:
+    import torch
+
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    temporary = checkpoint_dir / "checkpoint.pt.tmp"
+    torch.save({"step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict()}, temporary)
+    temporary.replace(checkpoint_dir / "checkpoint.pt")  # atomic: a stop never leaves half a checkpoint
+
+
+def _resume(model, optimizer, checkpoint_dir: Path | None) -> int:
+    import torch
+
+    path = checkpoint_dir / "checkpoint.pt" if checkpoint_dir else None
+    if path is None or not path.is_file():
+        return 0
+    state = torch.load(path, weights_only=False)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    return int(state["step"])

@@ -22,7 +22,7 @@ def test_definitions_load_and_every_job_resolves_with_a_description():
 def test_asset_graph_follows_the_design():
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == MODEL_ASSETS | {"bento", "scaling_predictor"}
+    assert keys == MODEL_ASSETS | {"bento", "scaling_predictor", "user_trained_model"}
     parents = lambda name: {k.to_user_string() for k in graph.get(dg.AssetKey(name)).parent_keys}  # noqa: E731
     assert parents("finetuned_model") == {"raw_model", "sentiment_dataset"}
     assert parents("evaluation") == {"finetuned_model"}
@@ -31,6 +31,7 @@ def test_asset_graph_follows_the_design():
     assert parents("bento_model") == {"registered_model", "optimized_model"}
     assert parents("bento") == {"bento_model"}
     assert parents("scaling_predictor") == set()  # it learns from Kiln's records, not from another asset
+    assert parents("user_trained_model") == set()  # a request's base model and data come in its config
 
 
 def test_partitions_are_dynamic_and_follow_the_catalog():
@@ -53,6 +54,7 @@ def test_gates_are_blocking_checks():
     quality = specs("sentiment_dataset")
     assert set(quality) == {"schema", "no_nulls", "label_balance", "text_length", "duplicate_rate"}
     assert all(spec.blocking for spec in quality.values())
+    assert specs("user_trained_model")["beats_chance"].blocking
 
 
 def test_nightly_schedule_is_off_and_sensors_exist():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -60,8 +61,10 @@ class EventStream:
         self.tail.unlisten()
 
 
-async def stream(websocket: WebSocket, events: EventStream, subscriber: Any) -> None:
-    """Send what reaches ``subscriber`` until the client goes; a client that sends nothing is fine."""
+async def stream(websocket: WebSocket, events: EventStream, subscriber: Any,
+                 translate: Callable[[dict], list[dict]] | None = None) -> None:
+    """Send what reaches ``subscriber`` until the client goes; a client that sends nothing is fine.
+    ``translate`` turns one event into the messages another socket's clients expect (e.g. /ws/training)."""
 
     async def receive_until_closed() -> None:
         while True:
@@ -78,7 +81,8 @@ async def stream(websocket: WebSocket, events: EventStream, subscriber: Any) -> 
                 getter.cancel()
                 break
             message = getter.result()
-            await websocket.send_json({"type": message["type"], "data": message["data"]})
+            for outgoing in translate(message) if translate else [message]:
+                await websocket.send_json({"type": outgoing["type"], "data": outgoing["data"]})
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:

@@ -44,32 +44,13 @@ def check_model(parameters: PipelineParameters, inputs: Any) -> None:
 
 
 def run_pipeline(parameters: PipelineParameters, context: TaskContext) -> dict[str, Any]:
-    from kiln.integrations.dagster_runs import launch
+    from kiln.integrations.dagster_runs import follow, launch
 
     settings = get_settings()
     run = launch(settings, parameters.job, parameters.model, parameters.run_config,
                  {"kiln/task_id": context.task_id}, steps_planned=JOBS[parameters.job])
-    context.on_cancel(run.terminate)
     context.progress(1, f"Dagster run {run.run_id} launched ({run.via})", force=True, dagster_run_id=run.run_id)
-    cancelled = False
-    while True:
-        status = run.poll()
-        if run.finished:
-            break
-        planned = max(run.steps_planned, run.steps_ended + 1)
-        try:
-            context.progress(min(99.0, 1 + 98 * run.steps_ended / planned), f"Dagster run {status.lower()}: "
-                             f"{run.steps_ended} of ~{planned} steps", dagster_run_id=run.run_id)
-            context.wait(1.0)
-        except TaskCancelled:
-            cancelled = True
-            run.terminate()
-            if run.process is not None:
-                run.wait_process(timeout=60)
-            break
-    if run.process is not None:
-        run.wait_process(timeout=60)
-        run.poll()
+    cancelled = follow(run, context)
     result = {"dagster_run_id": run.run_id, "dagster_run_url": run.url, "status": run.status, "via": run.via,
               "job": parameters.job, "model": parameters.model, "steps_ended": run.steps_ended}
     if cancelled and run.status != "SUCCESS":  # a run that finished before the stop keeps its result
