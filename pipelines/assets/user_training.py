@@ -3,6 +3,7 @@ run passes the resolved request as config; the asset trains it (kiln/training/tr
 to MLflow (tagged with the task id, which is how the task reads progress back), checkpoints, and stores the
 result in the model store under the requested name."""
 
+import time
 from dataclasses import asdict
 from typing import Literal
 
@@ -64,7 +65,17 @@ def user_trained_model(
                                           "dataset_sha256": config.dataset_sha256})
 
         def on_step(step: int, metrics: dict[str, float]) -> None:
-            tracker.log_metrics({**metrics, "step": float(step)}, step=step)
+            # Per-step metrics are progress, not results: a busy tracking store (SQLite, locked by a reader of
+            # the same run) gets a few tries, then the step's point is skipped; the training goes on.
+            for attempt in range(3):
+                try:
+                    tracker.log_metrics({**metrics, "step": float(step)}, step=step)
+                    return
+                except Exception as exc:  # noqa: BLE001  (MLflow wraps the store's errors in several types)
+                    if attempt == 2:
+                        context.log.warning(f"step {step}'s metrics were not logged: {type(exc).__name__}: {exc}")
+                    else:
+                        time.sleep(0.2 * (attempt + 1))
 
         def on_epoch(epoch: int, metrics: dict[str, float]) -> None:
             tracker.log_metrics(metrics, step=epoch)
