@@ -18,6 +18,9 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 VERSION_TABLE = "kiln_alembic_version"  # not alembic_version: MLflow keeps its own in a shared Postgres
 MIGRATION_LOCK_ID = 0x4B494C4E  # "KILN", for pg_advisory_lock
+# Alembic runs a migration through process-wide proxies (alembic.op, alembic.context): two upgrades in two
+# threads at once (two Database objects, e.g. the API's and the traffic sampler's) swap them under each other.
+_ALEMBIC = threading.Lock()
 
 
 class Base(DeclarativeBase):
@@ -61,7 +64,7 @@ class Database:
             yield session
 
     def migrate(self) -> None:
-        with self._lock:
+        with self._lock, _ALEMBIC:
             if self._migrated:
                 return
             from alembic import command

@@ -4,7 +4,6 @@ kept in step across processes and owners, and the camera's newest-frame slot."""
 import asyncio
 import base64
 import io
-import os
 import time
 
 import numpy as np
@@ -93,18 +92,9 @@ def registries(tmp_path):
     from kiln.settings import Settings
     from kiln.vision.records import FaceRegistry
 
-    settings = Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'faces.db'}")
+    settings = Settings(home=tmp_path)
     database = Database(settings.records_database_url)
-    # After the whole suite (not alone), migrating the fresh file once answered "table users already exists":
-    # say what the file held and where it was, should it happen again.
-    from sqlalchemy import inspect
-
-    before = inspect(database.engine).get_table_names()
-    try:
-        database.migrate()
-    except Exception as exc:
-        raise AssertionError(f"migrate failed on {settings.records_database_url} (cwd {os.getcwd()}), "
-                             f"tables before: {before}, KILN_DATABASE_URL={os.environ.get('KILN_DATABASE_URL')}") from exc
+    database.migrate()
     files = FileStore(settings, database)
     yield FaceRegistry(database, files), FaceRegistry(database, files), files
     database.dispose()
