@@ -58,10 +58,8 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
-def decode_image(data: bytes, limits: ImageLimits = ImageLimits(), field: str = "image") -> Any:
-    """The upload as an upright RGB ``PIL.Image`` (EXIF orientation applied)."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
+def _checked_format(data: bytes, limits: ImageLimits, field: str) -> str:
+    """The upload's format, after the checks every path makes first: not empty, not too many bytes, a known format."""
     if not data:
         raise InvalidInput(field, "the uploaded image is empty")
     if len(data) > limits.max_bytes:
@@ -70,6 +68,14 @@ def decode_image(data: bytes, limits: ImageLimits = ImageLimits(), field: str = 
     kind = sniff_format(data)
     if kind is None:
         raise UnsupportedImage(f"{field}: not an image Kiln reads (JPEG, PNG, WebP, BMP, GIF, TIFF)", {"field": field})
+    return kind
+
+
+def decode_image(data: bytes, limits: ImageLimits = ImageLimits(), field: str = "image") -> Any:
+    """The upload as an upright RGB ``PIL.Image`` (EXIF orientation applied)."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    kind = _checked_format(data, limits, field)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit below decides
@@ -96,14 +102,7 @@ def check_image(data: bytes, limits: ImageLimits = ImageLimits(), field: str = "
     enough for the gateway to refuse bad uploads before they reach a model. Corrupt pixel data shows on decoding."""
     from PIL import Image, UnidentifiedImageError
 
-    if not data:
-        raise InvalidInput(field, "the uploaded image is empty")
-    if len(data) > limits.max_bytes:
-        raise TooLarge(f"{field}: the image is larger than {limits.max_bytes // (1024 * 1024)} MB (KILN_VISION_MAX_UPLOAD_MB)",
-                       {"field": field, "max_bytes": limits.max_bytes})
-    kind = sniff_format(data)
-    if kind is None:
-        raise UnsupportedImage(f"{field}: not an image Kiln reads (JPEG, PNG, WebP, BMP, GIF, TIFF)", {"field": field})
+    kind = _checked_format(data, limits, field)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit below decides
