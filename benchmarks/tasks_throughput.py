@@ -74,7 +74,7 @@ def stop_worker(worker: subprocess.Popen) -> None:
         os.killpg(worker.pid, signal.SIGKILL)
 
 
-def run(engine: str, tasks: int, seconds: float, rate: float, threads: int = 10) -> dict:
+def run(engine: str, tasks: int, seconds: float, rate: float, threads: int = 10, processes: int = 1) -> dict:
     home, env, cleanup = setup(engine)
     os.environ.update(env)
     from kiln import settings as settings_module
@@ -110,7 +110,7 @@ def run(engine: str, tasks: int, seconds: float, rate: float, threads: int = 10)
     try:
         # throughput: queue everything, then let the worker at it
         queued = [service.create(None, f"bench {i}", "wait", {"seconds": seconds}).id for i in range(tasks)]
-        worker = start_worker(home, env, threads)
+        workers = [start_worker(home, env, threads // processes) for _ in range(processes)]
         try:
             rows = wait_done(queued)
             first_start = min(as_utc(s) for _, s, _, _ in rows)
@@ -123,10 +123,11 @@ def run(engine: str, tasks: int, seconds: float, rate: float, threads: int = 10)
                 time.sleep(1.0 / rate)
             timed = wait_done(ids)
         finally:
-            stop_worker(worker)
+            for worker in workers:
+                stop_worker(worker)
         latency = [(as_utc(s) - as_utc(c)).total_seconds() * 1000 for c, s, _, _ in timed]
         return {
-            "engine": engine, "task_seconds": seconds, "tasks": tasks, "threads": threads,
+            "engine": engine, "task_seconds": seconds, "tasks": tasks, "threads": threads, "processes": processes,
             "failed": sum(1 for *_, st in rows + timed if st != "completed"),
             "throughput_per_s": round(throughput, 1), "arrival_rate": rate,
             "start_latency_ms_p50": round(percentile(latency, 50), 1), "start_latency_ms_p95": round(percentile(latency, 95), 1),
@@ -142,20 +143,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", type=int, default=300)
     parser.add_argument("--engines", default="sqlite,redis")
+    parser.add_argument("--processes", default="1", help="worker processes sharing the 10 threads, e.g. 1,2")
     parser.add_argument("--rate", type=float, default=20.0, help="arrivals per second for the latency phase")
     args = parser.parse_args()
     print(f"load before: {os.getloadavg()}")
     rows = []
     for engine in args.engines.split(","):
-        for seconds in (0.0, 0.1):
-            rows.append(run(engine, args.tasks, seconds, args.rate))
-            print(rows[-1], flush=True)
+        for processes in (int(p) for p in args.processes.split(",")):
+            for seconds in (0.0, 0.1):
+                rows.append(run(engine, args.tasks, seconds, args.rate, processes=processes))
+                print(rows[-1], flush=True)
     print(f"load after: {os.getloadavg()}")
     print("\n| engine | task | workers | tasks/s | start latency p50 ms | p95 ms | arrivals/s |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         kind = "no-op" if r["task_seconds"] == 0 else f"{int(r['task_seconds'] * 1000)} ms"
-        print(f"| {r['engine']} | {kind} | {r['threads']} threads | {r['throughput_per_s']} | "
+        print(f"| {r['engine']} | {kind} | {r['processes']} x {r['threads'] // r['processes']} threads | {r['throughput_per_s']} | "
               f"{r['start_latency_ms_p50']} | {r['start_latency_ms_p95']} | {r['arrival_rate']} |")
 
 

@@ -128,15 +128,16 @@ class TaskRecords:
         """Start the task for this queue message; None when the message is stale or the task is gone."""
         now = utcnow()
         with self.database.session() as session:  # one transaction: the claim, the task, its event
-            done = session.execute(
+            # UPDATE ... RETURNING: the claim and the row in one round trip (both backends support it)
+            task = session.scalars(
                 update(Task).where(Task.id == task_id, Task.status.in_(WAITING), Task.dispatch == dispatch,
                                    Task.cancel_requested.is_(False))
                 .values(status="running", started_at=now, updated_at=now, worker_id=worker_id, progress=0.0,
                         message="started", error=None, result=None)
-            ).rowcount
-            if not done:
+                .returning(Task), execution_options={"synchronize_session": False}
+            ).one_or_none()
+            if task is None:
                 return None
-            task = session.get(Task, task_id)
             session.add(self._event_row(task))
         return task
 
@@ -161,10 +162,11 @@ class TaskRecords:
         elif status == "cancelled":
             values["message"] = "cancelled"
         with self.database.session() as session:
-            done = session.execute(update(Task).where(Task.id == task.id, Task.status == "running").values(**values)).rowcount
-            if done:
-                session.add(self._event_row(session.get(Task, task.id)))
-        return bool(done)
+            finished = session.scalars(update(Task).where(Task.id == task.id, Task.status == "running").values(**values)
+                                       .returning(Task), execution_options={"synchronize_session": False}).one_or_none()
+            if finished is not None:
+                session.add(self._event_row(finished))
+        return finished is not None
 
     def cancel_requested(self, task_ids: list[str]) -> set[str]:
         if not task_ids:
