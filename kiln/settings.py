@@ -200,6 +200,10 @@ class Settings(BaseSettings):
     )
     task_broker_url: str | None = Field(None, description="Redis URL of the task queue (task_queue=redis)")
     task_workers: int = Field(4, ge=0, description="Task worker threads kiln serve runs in the gateway (0: run `kiln worker` instead)")
+    task_batched_workers: int = Field(
+        32, ge=1, description="Threads of the batched lane, per task worker process: text-to-image requests on a "
+        "batchable model, which wait on a shared batcher (so this is also the largest batch they can form)"
+    )
     task_heartbeat_seconds: float = Field(5.0, gt=0, description="How often a worker says it is alive")
     task_lost_after_seconds: float = Field(
         30.0, gt=0, description="A running task whose worker has not been heard from this long ends failed ('worker lost')"

@@ -51,6 +51,8 @@ class Task(Base):
     # that is still queued finds a newer dispatch and does nothing (no task runs twice).
     dispatch: Mapped[int] = mapped_column(Integer, default=0)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The queue its messages go to (kiln.tasks.queue.LANES), fixed at creation by its task type.
+    lane: Mapped[str] = mapped_column(String(16), default="default", server_default="default")
     worker_id: Mapped[str | None] = mapped_column(String(64), index=True)
 
 

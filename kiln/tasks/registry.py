@@ -24,6 +24,11 @@ class TaskType:
     run: Callable[[Any, TaskContext], dict[str, Any]]
     # (parameters, inputs) -> None; raises a KilnError (404/422) for inputs the caller cannot use
     check: Callable[[Any, Inputs], None] | None = None
+    # the queue lane (kiln.tasks.queue.LANES) of a task, or (parameters, inputs) -> lane; fixed at creation
+    lane: str | Callable[[Any, Inputs], str] = "default"
+
+    def lane_for(self, parameters: Any, inputs: Inputs) -> str:
+        return self.lane(parameters, inputs) if callable(self.lane) else self.lane
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,7 @@ class TaskRunner:
         when = as_utc(task.scheduled_at)
         early = (when - utcnow()).total_seconds() if when is not None else 0.0
         if early > 2.0:
-            queue.enqueue(self.settings, task_id, dispatch, task.priority, when)
+            queue.enqueue(self.settings, task_id, dispatch, task.priority, when, task.lane)
             return False
         if early > 0:
             time.sleep(early)

@@ -34,17 +34,18 @@ class TaskService:
                description: str | None = None, priority: str = "normal", scheduled_at: datetime | None = None) -> Task:
         parsed = self.registry.parse(task_type, parameters)
         kind = self.registry.get(task_type)
+        inputs = Inputs(self.services, owner_id, not self.settings.enable_auth or owner_id is None)
         if kind.check is not None:
-            kind.check(parsed, Inputs(self.services, owner_id, not self.settings.enable_auth or owner_id is None))
+            kind.check(parsed, inputs)
         level = priority_value(priority)
         when = as_utc(scheduled_at)
         scheduled = when is not None and when > utcnow()
         task = Task(title=title, description=description, task_type=task_type,
                     parameters=parsed.model_dump(mode="json", exclude_none=True), priority=level,
                     status="scheduled" if scheduled else "pending", scheduled_at=when, owner_id=owner_id,
-                    progress=0.0, retry_count=0, dispatch=0, cancel_requested=False)
+                    progress=0.0, retry_count=0, dispatch=0, cancel_requested=False, lane=kind.lane_for(parsed, inputs))
         self.records.create(task)
-        queue.enqueue(self.settings, task.id, task.dispatch, level, when if scheduled else None)
+        queue.enqueue(self.settings, task.id, task.dispatch, level, when if scheduled else None, task.lane)
         return task
 
     def list(self, owner_id: str | None, see_all: bool, status: str | None, limit: int, offset: int) -> dict[str, Any]:
@@ -60,21 +61,21 @@ class TaskService:
         before = self.records.visible(task_id, owner_id, see_all)
         task, requeue = self.records.update(task_id, owner_id, see_all, title=title, description=description, priority=level)
         if requeue:  # the old message is revoked; the claim of a stale dispatch would fail anyway
-            queue.revoke(self.settings, task.id, before.dispatch)
+            queue.revoke(self.settings, task.id, before.dispatch, task.lane)
             eta = as_utc(task.scheduled_at) if task.status == "scheduled" else None
-            queue.enqueue(self.settings, task.id, task.dispatch, task.priority, eta)
+            queue.enqueue(self.settings, task.id, task.dispatch, task.priority, eta, task.lane)
         return task
 
     def cancel(self, task_id: str, owner_id: str | None, see_all: bool) -> Task:
         task = self.records.cancel(task_id, owner_id, see_all)
         if task.status == "cancelled":
-            queue.revoke(self.settings, task.id, task.dispatch)
+            queue.revoke(self.settings, task.id, task.dispatch, task.lane)
         return task
 
     def retry(self, task_id: str, owner_id: str | None, see_all: bool) -> Task:
         task = self.records.retry(task_id, owner_id, see_all)
         eta = as_utc(task.scheduled_at) if task.status == "scheduled" else None
-        queue.enqueue(self.settings, task.id, task.dispatch, task.priority, eta)
+        queue.enqueue(self.settings, task.id, task.dispatch, task.priority, eta, task.lane)
         return task
 
     def metrics(self, window_minutes: float = 10.0) -> dict[str, Any]:

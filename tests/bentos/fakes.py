@@ -145,14 +145,14 @@ class FakeServer:
     admin: dict[str, str]  # headers with the local admin key (admin routes need it, auth on or off)
     task_workers: Any = None  # kiln.tasks.worker.TaskWorkers, when started
 
-    def start_task_workers(self, threads: int = 2) -> Any:
+    def start_task_workers(self, threads: int = 2, batched_threads: int = 4) -> Any:
         """Real Huey task workers on the server's queue; their calls to the API reach this in-process app."""
         from kiln.client import KilnClient
         from kiln.tasks.runner import worker_key
         from kiln.tasks.worker import TaskWorkers
 
         self.task_workers = TaskWorkers(self.settings, self.client.app.state.access.database, threads=threads,
-                                        client_factory=lambda: KilnClient(api_key=worker_key(self.settings), http=self.client))
+                                        batched_threads=batched_threads, client_factory=lambda: KilnClient(api_key=worker_key(self.settings), http=self.client))
         self.task_workers.start()
         return self.task_workers
 

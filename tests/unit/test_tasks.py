@@ -96,6 +96,28 @@ def test_waiting_tasks_without_a_queue_message_are_queued_again(service, databas
     assert requeue_missing(settings, TaskRecords(database)) == []  # present now: nothing to do
 
 
+def test_a_task_types_lane_takes_its_messages_to_that_lanes_queue_only(settings, database):
+    from kiln.tasks.registry import TaskRegistry, TaskType
+    from kiln.tasks.types.wait import WaitParameters, wait
+
+    registry = TaskRegistry()
+    registry.register(TaskType("quick", "batched wait", WaitParameters, wait, lane="batched"))
+    registry.register(TaskType("chosen", "lane from the parameters", WaitParameters, wait,
+                               lane=lambda parameters, inputs: "batched" if parameters.seconds == 0 else "default"))
+    service = TaskService(settings, database, registry)
+    quick, long_one = service.create(None, "q", "quick"), service.create(None, "l", "chosen", {"seconds": 5})
+    assert (quick.lane, long_one.lane, service.create(None, "c", "chosen").lane) == ("batched", "default", "batched")
+    batched = {t.id for t in queue.huey_for(settings, "batched").pending()}
+    default = {t.id for t in queue.huey_for(settings).pending()}
+    assert queue.message_id(quick.id, 0) in batched and queue.message_id(quick.id, 0) not in default
+    assert queue.message_id(long_one.id, 0) in default and queue.message_id(long_one.id, 0) not in batched
+    queue.huey_for(settings, "batched").flush()  # that lane's queue lost its messages: they come back there
+    assert quick.id in requeue_missing(settings, TaskRecords(database))
+    assert queue.message_id(quick.id, 1) in {t.id for t in queue.huey_for(settings, "batched").pending()}
+    with pytest.raises(ValueError, match="unknown task lane"):
+        queue.huey_for(settings, "fast")
+
+
 def test_priority_change_requeues_under_a_new_dispatch(service, settings):
     task = service.create(None, "p", "wait", scheduled_at=utcnow() + timedelta(hours=1))
     changed = service.update(task.id, None, True, priority="critical")

@@ -165,6 +165,15 @@ def generate_image(parameters: ImageParameters, context: TaskContext) -> dict[st
             "seconds": round(time.perf_counter() - started, 3)}
 
 
+def image_lane(parameters: ImageParameters, inputs: Inputs) -> str:
+    """Text-to-image on a digits model waits on the model's batcher: the batched lane, so that many requests
+    can be in flight and form one batch. Everything else holds its thread for its whole run: the default lane."""
+    from kiln.tasks.queue import BATCHED_LANE, DEFAULT_LANE
+
+    model = check_request(parameters, inputs)
+    return BATCHED_LANE if model.kind == "digits-ddpm" and parameters.mode != "image-to-image" else DEFAULT_LANE
+
+
 def generate_video(parameters: VideoParameters, context: TaskContext) -> dict[str, Any]:
     from kiln.generation.media import VIDEO_TYPES, video_bytes
 
@@ -201,7 +210,7 @@ def generate_video(parameters: VideoParameters, context: TaskContext) -> dict[st
 
 TYPES = [
     TaskType("generate_image", "Generate an image from a prompt, or transform an uploaded one (SDEdit)",
-             ImageParameters, generate_image, check_request),
+             ImageParameters, generate_image, check_request, lane=image_lane),
     TaskType("generate_video", "Generate a video from a prompt, or animate an uploaded image",
              VideoParameters, generate_video, check_request),
 ]

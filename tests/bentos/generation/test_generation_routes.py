@@ -175,3 +175,22 @@ def test_denoising_progress_goes_out_on_the_events_websocket(client):
     steps = [m["data"]["metrics"]["step"] for m in seen if m["type"] == "task_status"
              and m["data"]["task_id"] == task_id and "step" in (m["data"].get("metrics") or {})]
     assert steps == list(range(1, 7)), steps
+
+
+def test_digits_text_to_image_runs_in_the_batched_lane_while_long_work_holds_the_default_one(client, server):
+    from kiln.tasks.records import TaskRecords
+
+    records = TaskRecords(server.client.app.state.access.database)
+    blockers = [client.post("/tasks", json={"title": f"hold {i}", "task_type": "wait",
+                                            "parameters": {"seconds": 30, "steps": 300}}).json()["id"] for i in range(2)]
+    try:
+        made = [client.post("/api/text-to-image/generate", json={"prompt": f"a {d}", "num_inference_steps": 2,
+                                                                 "seed": d}).json()["task_id"] for d in range(3)]
+        assert all(wait_for(client, task_id)["status"] == "completed" for task_id in made)
+        assert {records.get(task_id).lane for task_id in made} == {"batched"}
+        assert all(records.get(task_id).status == "running" for task_id in blockers)  # the default lane is still held
+        tiny = client.post("/api/text-to-image/generate", json={"prompt": "a 1", "model_id": "tiny-sd"}).json()
+        assert records.get(tiny["task_id"]).lane == "default"  # a pipeline without a batcher holds its thread
+    finally:
+        for task_id in blockers:
+            client.delete(f"/tasks/{task_id}")
