@@ -25,15 +25,26 @@ def check_training(parameters: TrainingParameters, inputs: Inputs) -> None:
     resolve_base(parameters.model_type, parameters.base_model, ModelStore(settings.model_store_dir))
     if parameters.model_type != "digits":
         if not parameters.dataset_path:
-            raise InvalidInput("dataset_path", f"a {parameters.model_type} trains on your dataset file (CSV/JSONL): "
+            what = "an image folder (.zip/.tar of class_name/*.jpg)" if parameters.model_type == "image_classifier" \
+                else "your dataset file (CSV/JSONL)"
+            raise InvalidInput("dataset_path", f"a {parameters.model_type} trains on {what}: "
                                "upload it with POST /files/upload and give its id or name")
-        inputs.file(parameters.dataset_path, field="dataset_path")
+        if parameters.model_type == "image_classifier":
+            from kiln.training.image_folders import resolve_dataset
+
+            resolve_dataset(parameters.dataset_path, inputs, settings)
+        else:
+            inputs.file(parameters.dataset_path, field="dataset_path")
 
 
 def run_config(parameters: TrainingParameters, context: TaskContext) -> dict[str, Any]:
     base_path = resolve_base(parameters.model_type, parameters.base_model, ModelStore(context.files.settings.model_store_dir))
     dataset_file, dataset_sha = "", ""
-    if parameters.model_type != "digits" and parameters.dataset_path:
+    if parameters.model_type == "image_classifier" and parameters.dataset_path:
+        from kiln.training.image_folders import resolve_dataset
+
+        dataset_file, dataset_sha = resolve_dataset(parameters.dataset_path, context.inputs, context.files.settings)
+    elif parameters.model_type != "digits" and parameters.dataset_path:
         record = context.inputs.file(parameters.dataset_path, field="dataset_path")
         dataset_file, dataset_sha = str(context.files.path(record)), record.sha256
     config = {"task_id": context.task_id, "model_type": parameters.model_type, "base_model": parameters.base_model,
@@ -43,7 +54,8 @@ def run_config(parameters: TrainingParameters, context: TaskContext) -> dict[str
               "save_steps": parameters.save_steps, "max_steps": parameters.max_steps, "lora_r": parameters.lora_r,
               "lora_alpha": parameters.lora_alpha, "lora_dropout": parameters.lora_dropout,
               "max_length": parameters.max_length, "gradient_accumulation_steps": parameters.gradient_accumulation_steps,
-              "quantization": parameters.quantization}
+              "quantization": parameters.quantization, "image_size": parameters.image_size,
+              "train_blocks": parameters.train_blocks}
     return {"ops": {"user_trained_model": {"config": config}}}
 
 
@@ -87,10 +99,13 @@ def run_training(parameters: TrainingParameters, context: TaskContext) -> dict[s
         raise RunFailed(f"Dagster run {run.run_id} ended {run.status}" + (f": {tail}" if tail else "") + f" (see {run.url})")
     stored = ModelStore(settings.model_store_dir).latest(result["model_name"])
     if stored is not None:
-        result.update(model_version=stored.version, model_path_in_store=f"{stored.name}/{stored.version}")
+        result.update(model_version=stored.version, model_path_in_store=f"{stored.name}/{stored.version}",
+                      registered_version=stored.info.get("registry_version"), champion_gate=stored.info.get("champion_gate"),
+                      served=bool(stored.info.get("bento_model")))
     return result
 
 
 TYPES = [TaskType(
-    "training", "Train a model over HTTP (seed 001): digits, or a LoRA text classifier on a stored encoder, "
-    "as a Dagster run of the job user_training", TrainingParameters, run_training, check_training)]
+    "training", "Train a model over HTTP (seed 001): digits, a LoRA text classifier on a stored encoder, an "
+    "EfficientNet-Lite0 image classifier on an image folder, or LoRA/QLoRA on a causal LM, as a Dagster run of the "
+    "job user_training", TrainingParameters, run_training, check_training)]
