@@ -129,3 +129,26 @@ def test_lora_on_a_tiny_llama_runs_in_dagster_then_tests_and_merges(tasks, tmp_p
 
     path = store.latest("colours-merged").path
     assert generate(load_merged("causal-lm", path), load_tokenizer(path), "what colour is the sky", 1) == answer
+
+
+def test_an_image_classifier_trains_in_dagster_registers_and_is_served(tasks):
+    """An uploaded .zip of digit images: the run fine-tunes EfficientNet-Lite0, the candidate is registered in
+    MLflow past the champion gate and imported into BentoML's store, which is what the gateway serves by name."""
+    from bentos.models import served_models
+    from tests.digit_images import digit_pngs, store_lite0, zip_bytes
+
+    service, runner, database = tasks
+    store_lite0(ModelStore(get_settings().model_store_dir))
+    archive = service.services.save_bytes(zip_bytes(digit_pngs()), "digits.zip", "application/zip", None, status="uploaded")
+    params = {"model_type": "image_classifier", "base_model": "efficientnet-lite0", "dataset_path": archive.id,
+              "output_dir": "/models/digit-images", "epochs": 2, "batch_size": 8, "learning_rate": 0.003,
+              "image_size": 128}
+    task = service.create(None, "train images", "training", params)
+    runner.run(task.id, task.dispatch)
+    done = service.get(task.id, None, True)
+    assert done.status == "completed", done.error
+    status = training_status(done, database)
+    assert status["current_step"] == status["total_steps"] == 8 and status["metrics"]["accuracy"] > 0.5
+    assert status["registered_version"] and status["served"] is True, status
+    served = served_models()["digit-images"]
+    assert served.task == "image-classification" and served.registry_version == status["registered_version"]

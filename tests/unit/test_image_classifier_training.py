@@ -10,29 +10,16 @@ import pytest
 
 from kiln.errors import InvalidInput
 from kiln.sources import package_model_dir
-from kiln.training.image_folders import (ArchiveLimits, dataset_directory, extract_archive, inspect_archive,
-                                         read_image_folder, stratified_split)
+from kiln.training.image_folders import (
+    ArchiveLimits,
+    dataset_directory,
+    extract_archive,
+    inspect_archive,
+    read_image_folder,
+    stratified_split,
+)
 from kiln.training.trainers import TrainingJob, planned_steps, train
-
-CLASSES, PER_CLASS = (0, 1, 7), 12
-
-
-def digit_pngs() -> dict[str, bytes]:
-    """class/file -> PNG bytes: sklearn's 8x8 digits upscaled to 64x64 RGB."""
-    import numpy as np
-    from PIL import Image
-    from sklearn.datasets import load_digits
-
-    digits = load_digits()
-    found: dict[str, bytes] = {}
-    for label in CLASSES:
-        for n, index in enumerate(np.flatnonzero(digits.target == label)[:PER_CLASS]):
-            pixels = (digits.images[index] * (255 / 16)).astype("uint8")
-            image = Image.fromarray(pixels).resize((64, 64), Image.NEAREST).convert("RGB")
-            buffer = io.BytesIO()
-            image.save(buffer, format="PNG")
-            found[f"digit-{label}/{n}.png"] = buffer.getvalue()
-    return found
+from tests.digit_images import digit_pngs
 
 
 @pytest.fixture(scope="module")

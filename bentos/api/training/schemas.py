@@ -30,6 +30,9 @@ class TrainingStatus(BaseModel):
     base_model: str | None = None
     model_name: str | None = None
     model_version: str | None = None
+    registered_version: str | None = Field(None, description="Its version in the MLflow registry once finished")
+    champion_gate: str | None = Field(None, description="What the champion gate decided")
+    served: bool | None = Field(None, description="Servable by model_name (/predict, /api/image-recognition/classify)")
     dagster_run_id: str | None = None
     dagster_run_url: str | None = None
     mlflow_run_id: str | None = None
