@@ -123,8 +123,19 @@ def test_lora_on_a_tiny_llama_runs_in_dagster_then_tests_and_merges(tasks, tmp_p
     assert status["total_steps"] == 45 and status["current_step"] == 45 and status["model_name"] == "colours-lora"
     answer = training.test(task.id, None, True, "what colour is the sky", 1, 0.0, 0)["response"]
     assert answer in COLOURS.values()
-    merged = training.merge(task.id, None, True, "/models/colours-merged")
-    assert merged["model_name"] == "colours-merged" and merged["registered_version"]
+    from kiln.training.llm import ADAPTERS
+
+    loaded = ADAPTERS.get(store.latest("colours-lora"))  # the adapter /test loaded stays loaded for the next prompt
+    assert training.test(task.id, None, True, "what colour is the sky", 1, 0.0, 0)["response"] == answer
+    assert ADAPTERS.get(store.latest("colours-lora")) is loaded
+    started = training.merge(task.id, None, True, "/models/colours-merged")  # a task, as it writes a whole model
+    assert started["model_name"] == "colours-merged" and started["status"] == "pending"
+    merging = service.get(started["task_id"], None, True)
+    runner.run(merging.id, merging.dispatch)
+    merged = service.get(merging.id, None, True)
+    assert merged.status == "completed", merged.error
+    assert merged.result["model_name"] == "colours-merged" and merged.result["registered_version"]
+    assert merged.result["source_task_id"] == task.id
     from kiln.finetune import generate, load_merged, load_tokenizer
 
     path = store.latest("colours-merged").path

@@ -63,10 +63,10 @@ class MergeRequest(BaseModel):
     output_path: str = Field(min_length=1, max_length=255, description="A model-store name (a path's last segment is taken)")
 
 
-class Merged(BaseModel):
-    task_id: str
-    model_name: str
-    model_version: str
-    mlflow_run_id: str
-    registered_version: str
+class MergeStarted(BaseModel):
+    task_id: str = Field(description="The llm_merge task; its result names the stored model and its MLflow version")
+    source_task_id: str = Field(description="The fine-tuning whose adapter is merged")
+    status: str
+    model_name: str = Field(description="The model-store name the merged model is stored under")
     message: str
+    status_url: str

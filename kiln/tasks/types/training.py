@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from kiln.errors import InvalidInput
 from kiln.settings import get_settings
 from kiln.store import ModelStore
@@ -105,7 +107,35 @@ def run_training(parameters: TrainingParameters, context: TaskContext) -> dict[s
     return result
 
 
+class MergeParameters(BaseModel):
+    """``llm_merge``: POST /api/llm-finetuning/merge as a task."""
+
+    task_id: str = Field(min_length=1, max_length=64, description="A completed LoRA/QLoRA fine-tuning task")
+    output_path: str = Field(min_length=1, max_length=255, description="A model-store name (a path's last segment is taken)")
+
+
+def check_merge(parameters: MergeParameters, inputs: Inputs) -> None:
+    store_name(parameters.output_path, field="output_path")
+
+
+def run_merge(parameters: MergeParameters, context: TaskContext) -> dict[str, Any]:
+    """Fold the adapter into its base, store the result under the name, register it in MLflow with its lineage."""
+    from kiln.tracking import Tracker
+    from kiln.training.llm import finished_adapter, merge
+
+    settings = get_settings()
+    store = ModelStore(settings.model_store_dir)
+    source = context.records.visible(parameters.task_id, context.owner_id, context.inputs.see_all)
+    adapter = finished_adapter(source, store)  # the caller's own completed fine-tuning, else 404/409
+    context.progress(5, f"merging {adapter.name}/{adapter.version} into its base {adapter.info.get('base')}", force=True)
+    tracker = Tracker(settings.tracking_uri, settings.artifact_root, settings.mlflow_experiment, settings.mlflow_ui_url)
+    return {"source_task_id": parameters.task_id, **merge(adapter, parameters.output_path, store, tracker)}
+
+
 TYPES = [TaskType(
     "training", "Train a model over HTTP (seed 001): digits, a LoRA text classifier on a stored encoder, an "
     "EfficientNet-Lite0 image classifier on an image folder, or LoRA/QLoRA on a causal LM, as a Dagster run of the "
-    "job user_training", TrainingParameters, run_training, check_training)]
+    "job user_training", TrainingParameters, run_training, check_training),
+    TaskType("llm_merge", "Merge a finished LoRA fine-tuning's adapter into its base (seed 001's "
+             "/api/llm-finetuning/merge): a new stored model, registered in MLflow with its lineage",
+             MergeParameters, run_merge, check_merge)]
