@@ -58,6 +58,15 @@ def test_a_digits_training_is_a_dagster_run_with_real_progress(tasks):
 
     history = MlflowClient(get_settings().tracking_uri).get_metric_history(status["mlflow_run_id"], "loss")
     assert len(history) == 69 and history[-1].value < history[0].value  # every step logged, and the loss fell
+    from bentos.models import served_models  # registered past the champion gate: /predict serves it by name
+    from kiln.engines import load_engine
+    from kiln.recipes.digits import digits_split
+
+    served = served_models()["user-digits"]
+    assert served.task == "classification" and served.registry_version == status["registered_version"]
+    _, x_test, _, y_test = digits_split()
+    predicted = [r["class_index"] for r in load_engine(served.task, served.path, "user-digits").predict(x_test[:50].tolist())]
+    assert sum(int(p == t) for p, t in zip(predicted, y_test[:50])) >= 40
 
 
 def start_and_wait(service, runner, database, params, until_step):
