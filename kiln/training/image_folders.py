@@ -128,9 +128,13 @@ def extract_archive(archive: Path, target: Path, limits: ArchiveLimits = Archive
             with read() as source, destination.open("wb") as sink:
                 shutil.copyfileobj(_capped(source, limits.max_member_bytes), sink)
         (staging / ".complete").write_text("ok")
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
+        if target.exists() and not (target / ".complete").is_file():
+            shutil.rmtree(target, ignore_errors=True)  # what an interrupted unpacking left
+        try:
+            staging.rename(target)
+        except OSError:  # another run unpacked the same archive meanwhile: theirs is as good
+            if not (target / ".complete").is_file():
+                raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
