@@ -76,11 +76,11 @@ def test_fine_tuning_learns_the_digits_and_the_saved_model_serves(folder, tmp_pa
 def test_a_stopped_run_resumes_from_its_last_checkpoint(folder, tmp_path):
     checkpoints, out = tmp_path / "checkpoints", tmp_path / "out"
     out.mkdir()
-    first = train(job(folder, epochs=1, max_steps=2, save_steps=2), out, lambda *_: None, lambda *_: None, checkpoints,
+    first = train(job(folder, epochs=1, max_steps=2, save_steps=2, image_size=64), out, lambda *_: None, lambda *_: None, checkpoints,
                   log=lambda _: None)
     assert first["steps"] == 2 and (checkpoints / "checkpoint.pt").is_file()
     steps = []
-    again = train(job(folder, epochs=1, save_steps=2), out, lambda s, _: steps.append(s), lambda *_: None, checkpoints,
+    again = train(job(folder, epochs=1, save_steps=2, image_size=64), out, lambda s, _: steps.append(s), lambda *_: None, checkpoints,
                   log=lambda _: None)
     assert again["resumed_from_step"] == 2 and steps == [3, 4]
 
