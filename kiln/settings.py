@@ -236,10 +236,16 @@ class Settings(BaseSettings):
         default_factory=lambda: [
             "text/csv", "application/json", "application/x-ndjson", "text/plain", "image/png", "image/jpeg",
             "image/gif", "image/webp", "audio/wav", "audio/flac", "audio/ogg", "audio/mpeg", "video/mp4",
-            "application/zip",
+            "application/zip", "application/x-tar", "application/gzip",
         ],
         description="Content types an upload may have, checked against its bytes (415 otherwise)",
     )
+
+    dataset_roots: list[Path] = Field(
+        default_factory=list, description="JSON list of directories a training's dataset_path may name by path "
+        "(image folders: class_name/*.jpg); KILN_HOME/datasets always is one. Anything else is uploaded to the files store")
+    training_archive_max_bytes: int = Field(
+        2 * 1024**3, gt=0, description="Most bytes of images an uploaded dataset archive (.zip/.tar) may unpack to")
 
     # --- audio: speech synthesis and recognition ---
     audio_enabled: bool = Field(True, description="Load the speech engines in the gateway's AudioService")
@@ -292,6 +298,10 @@ class Settings(BaseSettings):
     @property
     def home_dir(self) -> Path:
         return (self.home or self.workspace / ".kiln").resolve()
+
+    @property
+    def training_dataset_roots(self) -> list[Path]:
+        return [self.home_dir / "datasets", *self.dataset_roots]
 
     @property
     def catalog_file(self) -> Path:

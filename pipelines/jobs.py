@@ -54,9 +54,10 @@ package_job = dg.define_asset_job(
 
 user_training_job = dg.define_asset_job(
     "user_training",
-    selection=dg.AssetSelection.assets("user_trained_model"),
+    selection=dg.AssetSelection.assets("user_trained_model", "user_registered_model"),
     description="A training started over HTTP (POST /api/training/start, a Kiln task): config under "
-                "ops.user_trained_model.config; progress in MLflow (tag kiln.task_id) and the task's status.",
+                "ops.user_trained_model.config; progress in MLflow (tag kiln.task_id) and the task's status. The result is "
+                "registered in MLflow and, past the champion gate, served by its name.",
 )
 
 

@@ -23,13 +23,16 @@ SIGNATURES: list[tuple[bytes, int, str]] = [  # (magic, offset, type)
     (b"PK\x03\x04", 0, "application/zip"),
     (b"%PDF-", 0, "application/pdf"),
     (b"PAR1", 0, "application/vnd.apache.parquet"),
+    (b"\x1f\x8b", 0, "application/gzip"),  # .tar.gz datasets
+    (b"ustar", 257, "application/x-tar"),
 ]
 # Declared types that mean "I do not know": the bytes decide.
 GENERIC = {"", "application/octet-stream", "binary/octet-stream", "application/unknown"}
 ALIASES = {"audio/x-wav": "audio/wav", "audio/wave": "audio/wav", "audio/vnd.wave": "audio/wav", "audio/mp3": "audio/mpeg",
            "audio/x-flac": "audio/flac", "application/jsonl": "application/x-ndjson", "application/jsonlines":
            "application/x-ndjson", "text/x-csv": "text/csv", "application/csv": "text/csv", "image/jpg": "image/jpeg",
-           "application/x-zip-compressed": "application/zip", "text/json": "application/json"}
+           "application/x-zip-compressed": "application/zip",
+           "application/x-gzip": "application/gzip", "application/x-gtar": "application/x-tar", "text/json": "application/json"}
 TEXT_TYPES = {"text/csv", "application/json", "application/x-ndjson", "text/plain"}
 
 

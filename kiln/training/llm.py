@@ -1,8 +1,14 @@
 """Seed 001's LLM fine-tuning after training: generate from a finished LoRA task's adapter (``test``) and
-merge the adapter into its base as a new stored model registered in MLflow with its lineage (``merge``)."""
+merge the adapter into its base as a new stored model registered in MLflow with its lineage (``merge``).
+
+``test`` stays a synchronous request, as seed 001 documents it (its answer is ``{response}``): the base with its
+adapter is loaded once and kept (the last few, by adapter), so a second prompt costs only generation.
+``merge`` documents no answer and writes a full model: it is the ``llm_merge`` task."""
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +34,41 @@ def finished_adapter(task: Any, store: ModelStore) -> StoredModel:
     return model
 
 
-def test_adapter(model: StoredModel, prompt: str, max_tokens: int, temperature: float, seed: int) -> str:
-    from kiln.finetune import generate, load_adapter, load_tokenizer
+class LoadedAdapters:
+    """Base + adapter models kept loaded, keyed by the adapter's stored version and checksum (least recently
+    used dropped first). Loading is serialized; each model generates for one request at a time (a seeded
+    sampling sets torch's global generator)."""
 
-    base = Path(model.info.get("base_path", ""))
-    if not (base / "config.json").is_file():
-        raise NotFound(f"The base model of {model.name} ({model.info.get('base')}) is no longer in the store")
-    return generate(load_adapter(base, model.path / "adapter"), load_tokenizer(model.path), prompt, max_tokens,
-                    temperature, seed)
+    def __init__(self, capacity: int = 2):
+        self.capacity = capacity
+        self.loaded: OrderedDict[tuple[str, str], tuple[Any, Any, threading.Lock]] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, model: StoredModel) -> tuple[Any, Any, threading.Lock]:
+        from kiln.finetune import load_adapter, load_tokenizer
+
+        key = (str(model.path), model.sha256)
+        with self.lock:
+            if key not in self.loaded:
+                base = Path(model.info.get("base_path", ""))
+                if not (base / "config.json").is_file():
+                    raise NotFound(f"The base model of {model.name} ({model.info.get('base')}) is no longer in the store")
+                self.loaded[key] = (load_adapter(base, model.path / "adapter"), load_tokenizer(model.path), threading.Lock())
+                while len(self.loaded) > self.capacity:
+                    self.loaded.popitem(last=False)
+            self.loaded.move_to_end(key)
+            return self.loaded[key]
+
+
+ADAPTERS = LoadedAdapters()
+
+
+def test_adapter(model: StoredModel, prompt: str, max_tokens: int, temperature: float, seed: int) -> str:
+    from kiln.finetune import generate
+
+    loaded, tokenizer, busy = ADAPTERS.get(model)
+    with busy:
+        return generate(loaded, tokenizer, prompt, max_tokens, temperature, seed)
 
 
 def merge(model: StoredModel, output_path: str, store: ModelStore, tracker: Any) -> dict[str, Any]:

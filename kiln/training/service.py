@@ -63,11 +63,11 @@ class TrainingService:
                 "model_name": model.name}
 
     def merge(self, task_id: str, owner_id: str | None, see_all: bool, output_path: str) -> dict[str, Any]:
-        from kiln.store import ModelStore
-        from kiln.tracking import Tracker
-        from kiln.training.llm import merge
-
+        """An ``llm_merge`` task (writing a full model takes a while); 404/409 at once for an unusable adapter."""
         model = self._adapter(task_id, owner_id, see_all)
-        settings = self.settings
-        tracker = Tracker(settings.tracking_uri, settings.artifact_root, settings.mlflow_experiment, settings.mlflow_ui_url)
-        return {"task_id": task_id, **merge(model, output_path, ModelStore(settings.model_store_dir), tracker)}
+        name = store_name(output_path, field="output_path")
+        task = self.tasks.create(owner_id, f"Merge {model.name} into {name}", "llm_merge",
+                                 {"task_id": task_id, "output_path": output_path})
+        return {"task_id": task.id, "source_task_id": task_id, "status": task.status, "model_name": name,
+                "message": f"merging the adapter of {model.name} into its base as {name!r}",
+                "status_url": f"/tasks/{task.id}"}

@@ -1,6 +1,7 @@
 """The real training behind each model type of POST /api/training/start, as plain functions the Dagster
-asset calls: ``digits`` (kiln/recipes/digits.py) and ``text_classifier`` (LoRA on a stored encoder,
-kiln/finetune.py). Each reports every step (loss, learning rate, epoch) and each epoch's validation metrics."""
+asset calls: ``digits`` (kiln/recipes/digits.py), ``text_classifier`` (LoRA on a stored encoder,
+kiln/finetune.py), ``causal_lm`` (LoRA/QLoRA) and ``image_classifier`` (EfficientNet-Lite0 on an image folder,
+kiln/training/image_classifier.py). Each reports every step (loss, learning rate, epoch) and each epoch's validation metrics."""
 
 from __future__ import annotations
 
@@ -37,6 +38,8 @@ class TrainingJob:
     max_length: int = 512
     gradient_accumulation_steps: int = 1
     quantization: str = "none"
+    image_size: int = 224
+    train_blocks: int = 0
 
 
 class BadDataset(KilnError):
@@ -168,6 +171,10 @@ def planned_steps(job: TrainingJob) -> int:
 
         rows = len(digits_split(DigitsHyperparameters.test_fraction)[0])
         return epoch_batches(job, rows)
+    if job.model_type == "image_classifier":
+        from kiln.training.image_folders import read_image_folder, stratified_split
+
+        return epoch_batches(job, len(stratified_split(read_image_folder(Path(job.dataset_file)).targets)[0]))
     if job.model_type == "causal_lm":
         batches = epoch_batches(replace(job, max_steps=0), len(read_instructions(Path(job.dataset_file))))
         optimizer_steps = -(-batches // job.gradient_accumulation_steps)
@@ -184,4 +191,8 @@ def train(job: TrainingJob, out_dir: Path, on_step: StepReport, on_epoch: StepRe
         return train_text_classifier(job, out_dir, on_step, on_epoch, checkpoint_dir, log)
     if job.model_type == "causal_lm":
         return train_causal_lm(job, out_dir, on_step, checkpoint_dir, log)
+    if job.model_type == "image_classifier":
+        from kiln.training.image_classifier import train_image_classifier
+
+        return train_image_classifier(job, out_dir, on_step, on_epoch, checkpoint_dir, log)
     raise KilnError(f"Unknown model_type {job.model_type!r}")

@@ -98,6 +98,30 @@ class EfficientNetLite(ImageClassifier):
         return classification_input(image, LITE0_SIZE, mean=LITE_MEAN, std=LITE_STD)
 
 
+class FineTunedLite(EfficientNetLite):
+    """EfficientNet-Lite0 fine-tuned by Kiln on a user's image folder (kiln/training/image_classifier.py):
+    ``model.safetensors`` and ``kiln_image_classifier.json`` (its class names and input size)."""
+
+    kind = "efficientnet-lite0-finetuned"
+
+    def __init__(self, path: Path):
+        from safetensors.torch import load_file
+
+        from kiln.training.image_classifier import CONFIG_FILE, build_network
+
+        config = json.loads((path / CONFIG_FILE).read_text())
+        self.labels = [str(label) for label in config["labels"]]
+        self.size = int(config.get("image_size", LITE0_SIZE))
+        module = build_network(len(self.labels))
+        module.load_state_dict(load_file(str(path / "model.safetensors")))
+        import torch
+
+        self.module = module.eval().to(memory_format=torch.channels_last)
+
+    def preprocess(self, image: Any) -> np.ndarray:
+        return classification_input(image, self.size, mean=LITE_MEAN, std=LITE_STD)
+
+
 class TransformersImageClassifier(ImageClassifier):
     """A hub image classifier from the store; its image processor's settings applied with PIL/numpy."""
 
@@ -160,4 +184,6 @@ def processor_input(image: Any, config: dict[str, Any]) -> np.ndarray:
 
 def load_classifier(path: Path) -> ImageClassifier:
     path = Path(path)
+    if (path / "kiln_image_classifier.json").is_file():
+        return FineTunedLite(path)
     return TransformersImageClassifier(path) if is_transformers_folder(path) else EfficientNetLite(path)

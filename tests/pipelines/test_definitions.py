@@ -22,7 +22,7 @@ def test_definitions_load_and_every_job_resolves_with_a_description():
 def test_asset_graph_follows_the_design():
     graph = defs.resolve_asset_graph()
     keys = {key.to_user_string() for key in graph.get_all_asset_keys()}
-    assert keys == MODEL_ASSETS | {"bento", "scaling_predictor", "user_trained_model"}
+    assert keys == MODEL_ASSETS | {"bento", "scaling_predictor", "user_trained_model", "user_registered_model"}
     parents = lambda name: {k.to_user_string() for k in graph.get(dg.AssetKey(name)).parent_keys}  # noqa: E731
     assert parents("finetuned_model") == {"raw_model", "sentiment_dataset"}
     assert parents("evaluation") == {"finetuned_model"}
@@ -32,6 +32,7 @@ def test_asset_graph_follows_the_design():
     assert parents("bento") == {"bento_model"}
     assert parents("scaling_predictor") == set()  # it learns from Kiln's records, not from another asset
     assert parents("user_trained_model") == set()  # a request's base model and data come in its config
+    assert parents("user_registered_model") == {"user_trained_model"}
 
 
 def test_partitions_are_dynamic_and_follow_the_catalog():

@@ -58,6 +58,15 @@ def test_a_digits_training_is_a_dagster_run_with_real_progress(tasks):
 
     history = MlflowClient(get_settings().tracking_uri).get_metric_history(status["mlflow_run_id"], "loss")
     assert len(history) == 69 and history[-1].value < history[0].value  # every step logged, and the loss fell
+    from bentos.models import served_models  # registered past the champion gate: /predict serves it by name
+    from kiln.engines import load_engine
+    from kiln.recipes.digits import digits_split
+
+    served = served_models()["user-digits"]
+    assert served.task == "classification" and served.registry_version == status["registered_version"]
+    _, x_test, _, y_test = digits_split()
+    predicted = [r["class_index"] for r in load_engine(served.task, served.path, "user-digits").predict(x_test[:50].tolist())]
+    assert sum(int(p == t) for p, t in zip(predicted, y_test[:50])) >= 40
 
 
 def start_and_wait(service, runner, database, params, until_step):
@@ -123,9 +132,43 @@ def test_lora_on_a_tiny_llama_runs_in_dagster_then_tests_and_merges(tasks, tmp_p
     assert status["total_steps"] == 45 and status["current_step"] == 45 and status["model_name"] == "colours-lora"
     answer = training.test(task.id, None, True, "what colour is the sky", 1, 0.0, 0)["response"]
     assert answer in COLOURS.values()
-    merged = training.merge(task.id, None, True, "/models/colours-merged")
-    assert merged["model_name"] == "colours-merged" and merged["registered_version"]
+    from kiln.training.llm import ADAPTERS
+
+    loaded = ADAPTERS.get(store.latest("colours-lora"))  # the adapter /test loaded stays loaded for the next prompt
+    assert training.test(task.id, None, True, "what colour is the sky", 1, 0.0, 0)["response"] == answer
+    assert ADAPTERS.get(store.latest("colours-lora")) is loaded
+    started = training.merge(task.id, None, True, "/models/colours-merged")  # a task, as it writes a whole model
+    assert started["model_name"] == "colours-merged" and started["status"] == "pending"
+    merging = service.get(started["task_id"], None, True)
+    runner.run(merging.id, merging.dispatch)
+    merged = service.get(merging.id, None, True)
+    assert merged.status == "completed", merged.error
+    assert merged.result["model_name"] == "colours-merged" and merged.result["registered_version"]
+    assert merged.result["source_task_id"] == task.id
     from kiln.finetune import generate, load_merged, load_tokenizer
 
     path = store.latest("colours-merged").path
     assert generate(load_merged("causal-lm", path), load_tokenizer(path), "what colour is the sky", 1) == answer
+
+
+def test_an_image_classifier_trains_in_dagster_registers_and_is_served(tasks):
+    """An uploaded .zip of digit images: the run fine-tunes EfficientNet-Lite0, the candidate is registered in
+    MLflow past the champion gate and imported into BentoML's store, which is what the gateway serves by name."""
+    from bentos.models import served_models
+    from tests.digit_images import digit_pngs, store_lite0, zip_bytes
+
+    service, runner, database = tasks
+    store_lite0(ModelStore(get_settings().model_store_dir))
+    archive = service.services.save_bytes(zip_bytes(digit_pngs()), "digits.zip", "application/zip", None, status="uploaded")
+    params = {"model_type": "image_classifier", "base_model": "efficientnet-lite0", "dataset_path": archive.id,
+              "output_dir": "/models/digit-images", "epochs": 2, "batch_size": 8, "learning_rate": 0.003,
+              "image_size": 128}
+    task = service.create(None, "train images", "training", params)
+    runner.run(task.id, task.dispatch)
+    done = service.get(task.id, None, True)
+    assert done.status == "completed", done.error
+    status = training_status(done, database)
+    assert status["current_step"] == status["total_steps"] == 8 and status["metrics"]["accuracy"] > 0.5
+    assert status["registered_version"] and status["served"] is True, status
+    served = served_models()["digit-images"]
+    assert served.task == "image-classification" and served.registry_version == status["registered_version"]

@@ -8,7 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bentos.api.http.identity import CallerDep
 from bentos.api.training.deps import TrainingDep
-from bentos.api.training.schemas import LlmTest, LlmTestAnswer, Merged, MergeRequest, TrainingStarted
+from bentos.api.training.schemas import LlmTest, LlmTestAnswer, MergeRequest, MergeStarted, TrainingStarted
 
 router = APIRouter(prefix="/api/llm-finetuning", tags=["LLM fine-tuning (seed 001)"])
 ERRORS = {404: {"description": "Unknown base model (the stored ones are listed) or unknown task"},
@@ -45,13 +45,14 @@ async def qlora_start(body: LoraStart, training: TrainingDep, caller: CallerDep)
 
 
 @router.post("/test", response_model=LlmTestAnswer, responses=ERRORS,
-             summary="Generate from a finished fine-tuning's adapter (base + adapter, full precision)")
+             summary="Generate from a finished fine-tuning's adapter (base + adapter, full precision, kept loaded)")
 async def test(body: LlmTest, training: TrainingDep, caller: CallerDep) -> dict:
     return await run_in_threadpool(training.test, body.task_id, caller.owner_id, caller.see_all, body.prompt,
                                    body.max_tokens, body.temperature, body.seed)
 
 
-@router.post("/merge", response_model=Merged, responses=ERRORS,
-             summary="Merge the adapter into its base: a new stored model, registered in MLflow with its lineage")
+@router.post("/merge", response_model=MergeStarted, status_code=202, responses=ERRORS,
+             summary="Merge the adapter into its base (an llm_merge task): a new stored model, registered in MLflow "
+                     "with its lineage; GET /tasks/{task_id} gives the result")
 async def merge(body: MergeRequest, training: TrainingDep, caller: CallerDep) -> dict:
     return await run_in_threadpool(training.merge, body.task_id, caller.owner_id, caller.see_all, body.output_path)

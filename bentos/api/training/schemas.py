@@ -30,6 +30,9 @@ class TrainingStatus(BaseModel):
     base_model: str | None = None
     model_name: str | None = None
     model_version: str | None = None
+    registered_version: str | None = Field(None, description="Its version in the MLflow registry once finished")
+    champion_gate: str | None = Field(None, description="What the champion gate decided")
+    served: bool | None = Field(None, description="Servable by model_name (/predict, /api/image-recognition/classify)")
     dagster_run_id: str | None = None
     dagster_run_url: str | None = None
     mlflow_run_id: str | None = None
@@ -60,10 +63,10 @@ class MergeRequest(BaseModel):
     output_path: str = Field(min_length=1, max_length=255, description="A model-store name (a path's last segment is taken)")
 
 
-class Merged(BaseModel):
-    task_id: str
-    model_name: str
-    model_version: str
-    mlflow_run_id: str
-    registered_version: str
+class MergeStarted(BaseModel):
+    task_id: str = Field(description="The llm_merge task; its result names the stored model and its MLflow version")
+    source_task_id: str = Field(description="The fine-tuning whose adapter is merged")
+    status: str
+    model_name: str = Field(description="The model-store name the merged model is stored under")
     message: str
+    status_url: str

@@ -55,6 +55,9 @@ def test_lora_and_qlora_start_tasks_and_test_needs_them_completed(server, client
     assert waiting.status_code == 409 and "pending" in waiting.json()["detail"]
     merge = client.post("/api/llm-finetuning/merge", json={"task_id": task_id, "output_path": "/models/merged"})
     assert merge.status_code == 409
+    merge = client.post("/tasks", json={"title": "m", "task_type": "llm_merge",  # the task type checks its output too
+                                        "parameters": {"task_id": task_id, "output_path": "/models/../"}})
+    assert merge.status_code == 422 and "output_path" in merge.text
 
 
 def test_unknown_tasks_and_bad_bodies(client):
