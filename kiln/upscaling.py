@@ -1,0 +1,271 @@
+"""Image upscaling: a super-resolution network from Kiln's model store, or a named classical resampling.
+
+Where upscalers come from
+- Classical: ``lanczos`` and ``bicubic`` (PIL resampling, on the CPU). They are reported with
+  ``method="classical"``, never as a model.
+- Models: every model in the store (``<home>/models/<name>/<version>/``, see kiln.store) whose manifest
+  task is ``super-resolution``; the latest version of each name is used. The version folder holds one
+  Real-ESRGAN-type state dict (``.pth``/``.pt`` read with ``torch.load(weights_only=True)``, or
+  ``.safetensors``); if it holds several, the manifest's ``info["weights"]`` names the one to use.
+  Such a model gets there like any other: a catalog entry, e.g.
+  ``{name: realesrgan_x4plus, source: path, id: /models/RealESRGAN_x4plus.pth, task: super-resolution}``
+  (or ``source: huggingface`` with ``allow_patterns: ["RealESRGAN_x4plus.pth"]``) fetched by the pipeline.
+  Names are matched case-insensitively, so the seed's ``RealESRGAN_x4plus`` finds ``realesrgan_x4plus``.
+  A stored model named like a classical method is shadowed by it.
+
+``home`` is Kiln's data directory, ``Settings.data_dir`` (KILN_HOME unless KILN_SHARED_DIR is set), whose
+``models/`` folder is ``Settings.model_store_dir``.
+
+The networks (SRVGGNetCompact and RRDBNet) are built in plain torch by kiln.upscaling_arches, not with
+spandrel: spandrel cannot be imported without torchvision (its docstring says why).
+
+Scale: a network upscales by a fixed factor. Asked for that factor, its output is the answer; asked for
+less (factor 2 from a x4 network), its output is downsampled with Lanczos and ``note`` says so; asked for
+more, the request is refused (a x2 network cannot make 4x) rather than mixing in a classical step.
+
+Tiling: the input is cut into ``tile_size`` squares, each run with ``TILE_PAD`` pixels of context on
+every side that are cropped off afterwards, so seams match the untiled output (exactly for networks
+whose receptive field fits in the pad, as SRVGGNetCompact's does; closely for RRDBNet). When torch runs
+out of memory the whole image is run again with half the tile size, down to ``MIN_TILE_SIZE``, where it
+gives up with ``UpscaleOutOfMemory``.
+
+Loaded networks are kept in a small LRU (``CACHE_SIZE`` entries) keyed by stored version and device.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from kiln.errors import BadRequest, KilnError, ModelNotAvailable, NotFound
+from kiln.store import ModelStore, StoredModel
+
+CLASSICAL = {"lanczos": Image.Resampling.LANCZOS, "bicubic": Image.Resampling.BICUBIC}
+SUPER_RESOLUTION_TASK = "super-resolution"
+WEIGHT_SUFFIXES = (".pth", ".pt", ".safetensors")
+MIN_FACTOR, MAX_FACTOR = 2, 4
+MAX_INPUT_PIXELS = 2048 * 2048
+MAX_OUTPUT_PIXELS = 4096 * 4096
+MAX_WORK_PIXELS = 4 * MAX_OUTPUT_PIXELS  # a network's own output before it is downsampled to the factor asked
+DEFAULT_TILE_SIZE = 512  # input pixels per tile side
+MIN_TILE_SIZE = 32
+TILE_PAD = 16  # context pixels around each tile (even, so x2 RRDBNet's pixel-unshuffle grid stays aligned)
+CACHE_SIZE = 2
+
+
+@dataclass
+class UpscaleResult:
+    image: Image.Image
+    upscaler: str  # the canonical name: a classical method or the stored model's name
+    method: str  # "model" | "classical"
+    tiles: int  # tiles the network ran on in the pass that succeeded; 0 for classical resampling
+    oom_retries: int  # times the tile size was halved after running out of memory
+    seconds: float  # the whole call, loading included
+    device: str = "cpu"  # where the work ran (classical resampling always runs on the CPU)
+    scale: int | None = None  # the network's own factor
+    architecture: str | None = None  # "SRVGGNetCompact" | "RRDBNet"
+    tile_size: int | None = None  # the tile side of the pass that succeeded
+    load_seconds: float = 0.0  # 0 when the network came from the cache
+    note: str = ""  # what was done besides the plain method (downsampling, alpha)
+
+
+class UnknownUpscaler(NotFound, KeyError):
+    """An upscaler name that is neither a classical method nor a stored super-resolution model."""
+
+    code = "UNKNOWN_UPSCALER"
+
+    def __init__(self, name: str, available: list[str]):
+        self.name = name
+        self.available = available
+        super().__init__(f"Unknown upscaler '{name}'. Available: {', '.join(available)}",
+                         {"upscaler": name, "available": available})
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return self.message
+
+
+class InvalidUpscale(BadRequest, ValueError):
+    """A request this module refuses: a factor outside 2..4, a size over the limits, a device torch cannot use."""
+
+    code = "INVALID_PARAMETERS"
+
+    def __init__(self, field: str, message: str, **details: Any):
+        self.field = field
+        super().__init__(message, {"field": field, **details})
+
+
+class UpscaleOutOfMemory(KilnError):
+    """Out of memory even at the smallest tile size."""
+
+    code = "OUT_OF_MEMORY"
+
+
+class UnusableUpscaler(ModelNotAvailable):
+    """A stored super-resolution model whose files cannot be loaded (no weights, unknown architecture)."""
+
+
+def _store(home: Path) -> ModelStore:
+    return ModelStore(Path(home) / "models")
+
+
+def stored_upscalers(home: Path) -> dict[str, StoredModel]:
+    """The latest version of every stored super-resolution model, by name."""
+    root = _store(home).root
+    found: dict[str, StoredModel] = {}
+    if not root.is_dir():
+        return found
+    for folder in sorted(root.iterdir()):
+        if folder.name.startswith(".") or not folder.is_dir():
+            continue
+        try:
+            latest = _store(home).latest(folder.name)
+        except (OSError, ValueError, TypeError):  # a damaged manifest hides that model, not the whole list
+            continue
+        if latest is not None and latest.task == SUPER_RESOLUTION_TASK and latest.name.lower() not in CLASSICAL:
+            found[latest.name] = latest
+    return found
+
+
+def available_upscalers(home: Path) -> list[str]:
+    """The classical methods, then the stored super-resolution models' names."""
+    return [*CLASSICAL, *stored_upscalers(home)]
+
+
+def upscale(image: Image.Image, upscaler: str, factor: int, device: str, home: Path, *,
+            tile_size: int = DEFAULT_TILE_SIZE) -> UpscaleResult:
+    """Upscale ``image`` by ``factor`` with the named upscaler (see the module docstring for what names mean)."""
+    started = time.perf_counter()
+    _check_factor(factor)
+    _check_size(image, factor)
+    key = upscaler.strip().lower()
+    if key in CLASSICAL:
+        resized = image.resize((image.width * factor, image.height * factor), CLASSICAL[key])
+        return UpscaleResult(resized, key, "classical", 0, 0, time.perf_counter() - started)
+    models = stored_upscalers(home)
+    stored = next((model for name, model in models.items() if name.lower() == key), None)
+    if stored is None:
+        raise UnknownUpscaler(upscaler, [*CLASSICAL, *models])
+    from kiln.upscaling_run import run_network
+
+    loaded, load_seconds = load_upscaler(stored, device)
+    if loaded.scale < factor:
+        raise InvalidUpscale("factor", f"'{stored.name}' is a x{loaded.scale} network and cannot upscale {factor}x; "
+                                       f"ask for factor {loaded.scale} or use lanczos", factor=factor, scale=loaded.scale)
+    if image.width * image.height * loaded.scale ** 2 > MAX_WORK_PIXELS:
+        raise InvalidUpscale("image", f"{image.width}x{image.height} through a x{loaded.scale} network would make "
+                                      f"more than {MAX_WORK_PIXELS} pixels; send a smaller image")
+    run = run_network(loaded.network, image, loaded.device, tile_size, TILE_PAD, MIN_TILE_SIZE)
+    output, notes = run.image, list(run.notes)
+    if loaded.scale > factor:
+        output = output.resize((image.width * factor, image.height * factor), Image.Resampling.LANCZOS)
+        notes.insert(0, f"the x{loaded.scale} network's output was downsampled to {factor}x with Lanczos")
+    return UpscaleResult(output, stored.name, "model", run.tiles, run.oom_retries, time.perf_counter() - started,
+                         device=str(loaded.device), scale=loaded.scale, architecture=loaded.network.architecture,
+                         tile_size=run.tile_size, load_seconds=load_seconds, note="; ".join(notes))
+
+
+def _check_factor(factor: Any) -> None:
+    if isinstance(factor, bool) or not isinstance(factor, int) or not MIN_FACTOR <= factor <= MAX_FACTOR:
+        raise InvalidUpscale("factor", f"the upscale factor must be a whole number from {MIN_FACTOR} to {MAX_FACTOR}, "
+                                       f"got {factor!r}", factor=repr(factor))
+
+
+def _check_size(image: Image.Image, factor: int) -> None:
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise InvalidUpscale("image", f"the image is empty ({width}x{height})")
+    if width * height > MAX_INPUT_PIXELS:
+        raise InvalidUpscale("image", f"the image is {width}x{height} = {width * height} pixels, over the limit of "
+                                      f"{MAX_INPUT_PIXELS} input pixels", limit=MAX_INPUT_PIXELS)
+    if width * height * factor * factor > MAX_OUTPUT_PIXELS:
+        raise InvalidUpscale("image", f"{width}x{height} upscaled {factor}x would be {width * factor}x{height * factor}, "
+                                      f"over the limit of {MAX_OUTPUT_PIXELS} output pixels", limit=MAX_OUTPUT_PIXELS)
+
+
+@dataclass
+class LoadedUpscaler:
+    stored: StoredModel
+    network: Any  # kiln.upscaling_arches.Network, its module on ``device``
+    device: Any  # torch.device
+
+    @property
+    def scale(self) -> int:
+        return self.network.scale
+
+
+_cache: OrderedDict[tuple[str, str, str], LoadedUpscaler] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def load_upscaler(stored: StoredModel, device: str) -> tuple[LoadedUpscaler, float]:
+    """The stored network on ``device``, from the LRU or loaded now; returns it and the seconds loading took."""
+    torch_device = _torch_device(device)
+    key = (str(stored.path), stored.sha256, str(torch_device))
+    with _cache_lock:  # one load at a time: two requests for a new model must not load it twice
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key], 0.0
+        started = time.perf_counter()
+        network = _read_network(stored)
+        network.module.to(torch_device)
+        loaded = LoadedUpscaler(stored, network, torch_device)
+        _cache[key] = loaded
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)
+        return loaded, time.perf_counter() - started
+
+
+def clear_cache() -> None:
+    """Drop every loaded network (their memory goes back once nothing else holds them)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def _torch_device(device: str) -> Any:
+    import torch
+
+    try:
+        torch_device = torch.device(device)
+        torch.empty(1, device=torch_device)
+    except (RuntimeError, AssertionError, ValueError) as exc:  # torch raises AssertionError for CUDA on a CPU build
+        raise InvalidUpscale("device", f"torch cannot use device '{device}' here: {exc}", device=device) from exc
+    return torch_device
+
+
+def _weights_file(stored: StoredModel) -> Path:
+    named = stored.info.get("weights")
+    candidates = [named] if named else sorted(rel for rel in stored.files if rel.endswith(WEIGHT_SUFFIXES))
+    if len(candidates) != 1:
+        why = "holds no" if not candidates else f"holds several ({', '.join(candidates)}) and names none of the"
+        raise UnusableUpscaler(stored.name, f"Its stored version {stored.version} {why} {'/'.join(WEIGHT_SUFFIXES)} "
+                                            "weights; store one state dict (or set info['weights'] in its manifest).")
+    path = stored.path / candidates[0]
+    if not path.is_file():
+        raise UnusableUpscaler(stored.name, f"Its weights file {path} is missing; fetch the model again.")
+    return path
+
+
+def _read_network(stored: StoredModel) -> Any:
+    import torch
+
+    from kiln.upscaling_arches import UnsupportedWeights, build_network, unwrap_state_dict
+
+    path = _weights_file(stored)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            raw = load_file(str(path))
+        else:
+            raw = torch.load(path, map_location="cpu", weights_only=True)  # never runs pickled code
+        return build_network(unwrap_state_dict(raw))
+    except UnsupportedWeights as exc:
+        raise UnusableUpscaler(stored.name, f"{path.name} cannot be used: {exc}.") from exc
+    except Exception as exc:  # a truncated or foreign file: say which, never crash the caller
+        raise UnusableUpscaler(stored.name, f"{path.name} could not be read ({type(exc).__name__}: {exc}).") from exc
