@@ -29,7 +29,11 @@ whose receptive field fits in the pad, as SRVGGNetCompact's does; closely for RR
 out of memory the whole image is run again with half the tile size, down to ``MIN_TILE_SIZE``, where it
 gives up with ``UpscaleOutOfMemory``.
 
-Loaded networks are kept in a small LRU (``CACHE_SIZE`` entries) keyed by stored version and device.
+Precision: ``auto`` runs fp16 on CUDA (as Real-ESRGAN's own inference does: half the memory, tensor
+cores) and fp32 elsewhere; ``fp32``, ``fp16`` and ``bf16`` can be asked for.
+
+Loaded networks are kept in a small LRU (``CACHE_SIZE`` entries) keyed by stored version, device and
+precision.
 """
 
 from __future__ import annotations
@@ -54,9 +58,10 @@ MAX_INPUT_PIXELS = 2048 * 2048
 MAX_OUTPUT_PIXELS = 4096 * 4096
 MAX_WORK_PIXELS = 4 * MAX_OUTPUT_PIXELS  # a network's own output before it is downsampled to the factor asked
 DEFAULT_TILE_SIZE = 512  # input pixels per tile side
-MIN_TILE_SIZE = 32
+MIN_TILE_SIZE = 16  # the smallest tile side, asked for or reached by out-of-memory retries
 TILE_PAD = 16  # context pixels around each tile (even, so x2 RRDBNet's pixel-unshuffle grid stays aligned)
 CACHE_SIZE = 2
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 
 @dataclass
@@ -68,6 +73,7 @@ class UpscaleResult:
     oom_retries: int  # times the tile size was halved after running out of memory
     seconds: float  # the whole call, loading included
     device: str = "cpu"  # where the work ran (classical resampling always runs on the CPU)
+    precision: str | None = None  # the network's dtype: "fp32" | "fp16" | "bf16"
     scale: int | None = None  # the network's own factor
     architecture: str | None = None  # "SRVGGNetCompact" | "RRDBNet"
     tile_size: int | None = None  # the tile side of the pass that succeeded
@@ -138,11 +144,14 @@ def available_upscalers(home: Path) -> list[str]:
 
 
 def upscale(image: Image.Image, upscaler: str, factor: int, device: str, home: Path, *,
-            tile_size: int = DEFAULT_TILE_SIZE) -> UpscaleResult:
+            tile_size: int = DEFAULT_TILE_SIZE, precision: str = "auto") -> UpscaleResult:
     """Upscale ``image`` by ``factor`` with the named upscaler (see the module docstring for what names mean)."""
     started = time.perf_counter()
     _check_factor(factor)
     _check_size(image, factor)
+    if isinstance(tile_size, bool) or not isinstance(tile_size, int) or tile_size < MIN_TILE_SIZE:
+        raise InvalidUpscale("tile_size", f"the tile size must be a whole number of at least {MIN_TILE_SIZE} pixels, "
+                                          f"got {tile_size!r}")
     key = upscaler.strip().lower()
     if key in CLASSICAL:
         resized = image.resize((image.width * factor, image.height * factor), CLASSICAL[key])
@@ -153,7 +162,7 @@ def upscale(image: Image.Image, upscaler: str, factor: int, device: str, home: P
         raise UnknownUpscaler(upscaler, [*CLASSICAL, *models])
     from kiln.upscaling_run import run_network
 
-    loaded, load_seconds = load_upscaler(stored, device)
+    loaded, load_seconds = load_upscaler(stored, device, precision)
     if loaded.scale < factor:
         raise InvalidUpscale("factor", f"'{stored.name}' is a x{loaded.scale} network and cannot upscale {factor}x; "
                                        f"ask for factor {loaded.scale} or use lanczos", factor=factor, scale=loaded.scale)
@@ -166,7 +175,7 @@ def upscale(image: Image.Image, upscaler: str, factor: int, device: str, home: P
         output = output.resize((image.width * factor, image.height * factor), Image.Resampling.LANCZOS)
         notes.insert(0, f"the x{loaded.scale} network's output was downsampled to {factor}x with Lanczos")
     return UpscaleResult(output, stored.name, "model", run.tiles, run.oom_retries, time.perf_counter() - started,
-                         device=str(loaded.device), scale=loaded.scale, architecture=loaded.network.architecture,
+                         device=str(loaded.device), precision=loaded.precision, scale=loaded.scale, architecture=loaded.network.architecture,
                          tile_size=run.tile_size, load_seconds=load_seconds, note="; ".join(notes))
 
 
@@ -193,6 +202,7 @@ class LoadedUpscaler:
     stored: StoredModel
     network: Any  # kiln.upscaling_arches.Network, its module on ``device``
     device: Any  # torch.device
+    precision: str  # "fp32" | "fp16" | "bf16"
 
     @property
     def scale(self) -> int:
@@ -203,18 +213,25 @@ _cache: OrderedDict[tuple[str, str, str], LoadedUpscaler] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-def load_upscaler(stored: StoredModel, device: str) -> tuple[LoadedUpscaler, float]:
+def load_upscaler(stored: StoredModel, device: str, precision: str = "auto") -> tuple[LoadedUpscaler, float]:
     """The stored network on ``device``, from the LRU or loaded now; returns it and the seconds loading took."""
+    import torch
+
     torch_device = _torch_device(device)
-    key = (str(stored.path), stored.sha256, str(torch_device))
+    if precision not in PRECISIONS:
+        raise InvalidUpscale("precision", f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "auto":
+        precision = "fp16" if torch_device.type == "cuda" else "fp32"
+    key = (str(stored.path), stored.sha256, str(torch_device), precision)
     with _cache_lock:  # one load at a time: two requests for a new model must not load it twice
         if key in _cache:
             _cache.move_to_end(key)
             return _cache[key], 0.0
         started = time.perf_counter()
         network = _read_network(stored)
-        network.module.to(torch_device)
-        loaded = LoadedUpscaler(stored, network, torch_device)
+        dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+        network.module.to(torch_device, dtype)
+        loaded = LoadedUpscaler(stored, network, torch_device, precision)
         _cache[key] = loaded
         while len(_cache) > CACHE_SIZE:
             _cache.popitem(last=False)

@@ -39,7 +39,8 @@ def run_network(network: Network, image: Image.Image, device: torch.device, tile
 
     colour, alpha, notes = _split(image, network.in_channels)
     pixels = torch.from_numpy(np.asarray(colour, dtype=np.float32) / 255.0)
-    pixels = (pixels[None, None] if pixels.dim() == 2 else pixels.permute(2, 0, 1)[None]).to(device)
+    dtype = next(network.module.parameters()).dtype  # the precision it was loaded in
+    pixels = (pixels[None, None] if pixels.dim() == 2 else pixels.permute(2, 0, 1)[None]).to(device, dtype)
     # the first pass covers the image in one tile when it fits; tiles stay even for the x2 pixel-unshuffle grid
     tile = _even(min(tile_size, max(image.size)))
     retries, tried = 0, []
@@ -110,4 +111,4 @@ def _tiled(network: Network, pixels: torch.Tensor, tile: int, pad: int) -> tuple
 
 
 def _to_bytes(planes: Any) -> np.ndarray:
-    return planes.clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return planes.float().clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()

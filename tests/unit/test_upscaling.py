@@ -145,10 +145,10 @@ def test_out_of_memory_runtime_error_is_retried_and_gives_up_at_the_floor(home, 
         raise RuntimeError("CUDA error: out of memory")
 
     monkeypatch.setattr(module, "forward", never_fits)
-    with pytest.raises(UpscaleOutOfMemory, match="even with 40x40 tiles") as raised:
+    with pytest.raises(UpscaleOutOfMemory, match="even with 20x20 tiles") as raised:
         upscale(photo(80, 80), "tiny-x2", 2, "cpu", home)
-    assert raised.value.details["tile_sizes_tried"] == [80, 40]
-    assert len(calls) == 2
+    assert raised.value.details["tile_sizes_tried"] == [80, 40, 20]  # the next, 10, is under MIN_TILE_SIZE
+    assert len(calls) == 3
 
     def broken(x):
         raise RuntimeError("Given groups=1, weight of size [8, 3, 3, 3], expected input to have 3 channels")
@@ -167,6 +167,22 @@ def test_a_loaded_network_is_reused(home):
     for name in ("tiny-x2", "tiny-rrdb-x2"):
         upscaling.load_upscaler(stored[name], "cpu")
     assert len(upscaling._cache) == upscaling.CACHE_SIZE
+
+
+def test_precision_is_fp32_on_the_cpu_unless_asked(home):
+    image = photo()
+    fp32 = upscale(image, "tiny-x4", 4, "cpu", home)
+    fp16 = upscale(image, "tiny-x4", 4, "cpu", home, precision="fp16")
+    assert (fp32.precision, fp16.precision, fp16.load_seconds > 0) == ("fp32", "fp16", True)  # cached apart
+    assert np.abs(pixels_of(fp32.image) - pixels_of(fp16.image)).max() <= 2
+    with pytest.raises(InvalidUpscale, match="precision must be one of auto, fp32, fp16, bf16"):
+        upscale(image, "tiny-x4", 4, "cpu", home, precision="int4")
+
+
+@pytest.mark.parametrize("tile_size", [8, 0, 100.5, None])
+def test_a_tile_size_under_the_floor_is_refused(home, tile_size):
+    with pytest.raises(InvalidUpscale, match="at least 16 pixels"):
+        upscale(photo(), "tiny-x4", 4, "cpu", home, tile_size=tile_size)
 
 
 def test_alpha_and_grey_images_keep_their_mode(home):
