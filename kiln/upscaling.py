@@ -47,7 +47,7 @@ from typing import Any
 
 from PIL import Image
 
-from kiln.errors import BadRequest, KilnError, ModelNotAvailable, NotFound
+from kiln.errors import KilnError, ModelNotAvailable, NotFound
 from kiln.store import ModelStore, StoredModel
 
 CLASSICAL = {"lanczos": Image.Resampling.LANCZOS, "bicubic": Image.Resampling.BICUBIC}
@@ -96,14 +96,18 @@ class UnknownUpscaler(NotFound, KeyError):
         return self.message
 
 
-class InvalidUpscale(BadRequest, ValueError):
-    """A request this module refuses: a factor outside 2..4, a size over the limits, a device torch cannot use."""
+class InvalidUpscale(ValueError):
+    """A request this module refuses: a factor outside 2..4, a size over the limits, a device torch cannot use.
 
-    code = "INVALID_PARAMETERS"
+    A plain ValueError (what callers catch for bad input); ``field`` names the argument, in this module's
+    words (factor, image, device, tile_size, precision), and ``details`` holds field, value and constraint
+    so an HTTP surface can answer them under its own field names.
+    """
 
-    def __init__(self, field: str, message: str, **details: Any):
+    def __init__(self, field: str, message: str, value: Any = None, constraint: str = ""):
+        super().__init__(message)
         self.field = field
-        super().__init__(message, {"field": field, **details})
+        self.details = {"field": field, "value": value, "constraint": constraint}
 
 
 class UpscaleOutOfMemory(KilnError):
@@ -151,7 +155,8 @@ def upscale(image: Image.Image, upscaler: str, factor: int, device: str, home: P
     _check_size(image, factor)
     if isinstance(tile_size, bool) or not isinstance(tile_size, int) or tile_size < MIN_TILE_SIZE:
         raise InvalidUpscale("tile_size", f"the tile size must be a whole number of at least {MIN_TILE_SIZE} pixels, "
-                                          f"got {tile_size!r}")
+                                          f"got {tile_size!r}", tile_size if isinstance(tile_size, int) else repr(tile_size),
+                             f">= {MIN_TILE_SIZE}")
     key = upscaler.strip().lower()
     if key in CLASSICAL:
         resized = image.resize((image.width * factor, image.height * factor), CLASSICAL[key])
@@ -165,36 +170,41 @@ def upscale(image: Image.Image, upscaler: str, factor: int, device: str, home: P
     loaded, load_seconds = load_upscaler(stored, device, precision)
     if loaded.scale < factor:
         raise InvalidUpscale("factor", f"'{stored.name}' is a x{loaded.scale} network and cannot upscale {factor}x; "
-                                       f"ask for factor {loaded.scale} or use lanczos", factor=factor, scale=loaded.scale)
+                                       f"ask for factor {loaded.scale} or use lanczos", factor, f"<= {loaded.scale}")
     if image.width * image.height * loaded.scale ** 2 > MAX_WORK_PIXELS:
         raise InvalidUpscale("image", f"{image.width}x{image.height} through a x{loaded.scale} network would make "
-                                      f"more than {MAX_WORK_PIXELS} pixels; send a smaller image")
+                                      f"more than {MAX_WORK_PIXELS} pixels; send a smaller image",
+                             [image.width, image.height], f"width * height * {loaded.scale ** 2} <= {MAX_WORK_PIXELS}")
     run = run_network(loaded.network, image, loaded.device, tile_size, TILE_PAD, MIN_TILE_SIZE)
     output, notes = run.image, list(run.notes)
     if loaded.scale > factor:
         output = output.resize((image.width * factor, image.height * factor), Image.Resampling.LANCZOS)
         notes.insert(0, f"the x{loaded.scale} network's output was downsampled to {factor}x with Lanczos")
     return UpscaleResult(output, stored.name, "model", run.tiles, run.oom_retries, time.perf_counter() - started,
-                         device=str(loaded.device), precision=loaded.precision, scale=loaded.scale, architecture=loaded.network.architecture,
-                         tile_size=run.tile_size, load_seconds=load_seconds, note="; ".join(notes))
+                         device=str(loaded.device), precision=loaded.precision, scale=loaded.scale,
+                         architecture=loaded.network.architecture, tile_size=run.tile_size, load_seconds=load_seconds,
+                         note="; ".join(notes))
 
 
 def _check_factor(factor: Any) -> None:
     if isinstance(factor, bool) or not isinstance(factor, int) or not MIN_FACTOR <= factor <= MAX_FACTOR:
         raise InvalidUpscale("factor", f"the upscale factor must be a whole number from {MIN_FACTOR} to {MAX_FACTOR}, "
-                                       f"got {factor!r}", factor=repr(factor))
+                                       f"got {factor!r}", factor if isinstance(factor, int | float) else repr(factor),
+                             f"{MIN_FACTOR}..{MAX_FACTOR}")
 
 
 def _check_size(image: Image.Image, factor: int) -> None:
     width, height = image.size
     if width < 1 or height < 1:
-        raise InvalidUpscale("image", f"the image is empty ({width}x{height})")
+        raise InvalidUpscale("image", f"the image is empty ({width}x{height})", [width, height], ">= 1x1")
     if width * height > MAX_INPUT_PIXELS:
         raise InvalidUpscale("image", f"the image is {width}x{height} = {width * height} pixels, over the limit of "
-                                      f"{MAX_INPUT_PIXELS} input pixels", limit=MAX_INPUT_PIXELS)
+                                      f"{MAX_INPUT_PIXELS} input pixels", [width, height],
+                             f"width * height <= {MAX_INPUT_PIXELS}")
     if width * height * factor * factor > MAX_OUTPUT_PIXELS:
         raise InvalidUpscale("image", f"{width}x{height} upscaled {factor}x would be {width * factor}x{height * factor}, "
-                                      f"over the limit of {MAX_OUTPUT_PIXELS} output pixels", limit=MAX_OUTPUT_PIXELS)
+                                      f"over the limit of {MAX_OUTPUT_PIXELS} output pixels", [width, height],
+                             f"width * height * factor^2 <= {MAX_OUTPUT_PIXELS}")
 
 
 @dataclass
@@ -219,7 +229,8 @@ def load_upscaler(stored: StoredModel, device: str, precision: str = "auto") -> 
 
     torch_device = _torch_device(device)
     if precision not in PRECISIONS:
-        raise InvalidUpscale("precision", f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        raise InvalidUpscale("precision", f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}",
+                             repr(precision), " | ".join(PRECISIONS))
     if precision == "auto":
         precision = "fp16" if torch_device.type == "cuda" else "fp32"
     key = (str(stored.path), stored.sha256, str(torch_device), precision)
@@ -251,7 +262,8 @@ def _torch_device(device: str) -> Any:
         torch_device = torch.device(device)
         torch.empty(1, device=torch_device)
     except (RuntimeError, AssertionError, ValueError) as exc:  # torch raises AssertionError for CUDA on a CPU build
-        raise InvalidUpscale("device", f"torch cannot use device '{device}' here: {exc}", device=device) from exc
+        raise InvalidUpscale("device", f"torch cannot use device '{device}' here: {exc}", device,
+                             "a device torch can allocate on") from exc
     return torch_device
 
 
