@@ -120,25 +120,22 @@ class UnusableUpscaler(ModelNotAvailable):
     """A stored super-resolution model whose files cannot be loaded (no weights, unknown architecture)."""
 
 
-def _store(home: Path) -> ModelStore:
-    return ModelStore(Path(home) / "models")
-
-
 def stored_upscalers(home: Path) -> dict[str, StoredModel]:
-    """The latest version of every stored super-resolution model, by name."""
-    root = _store(home).root
+    """The latest super-resolution version of every stored model name, by name."""
+    store = ModelStore(Path(home) / "models")
     found: dict[str, StoredModel] = {}
-    if not root.is_dir():
+    if not store.root.is_dir():
         return found
-    for folder in sorted(root.iterdir()):
-        if folder.name.startswith(".") or not folder.is_dir():
+    for folder in sorted(store.root.iterdir()):
+        if folder.name.startswith(".") or not folder.is_dir() or folder.name.lower() in CLASSICAL:
             continue
         try:
-            latest = _store(home).latest(folder.name)
+            versions = store.versions(folder.name)
         except (OSError, ValueError, TypeError):  # a damaged manifest hides that model, not the whole list
             continue
-        if latest is not None and latest.task == SUPER_RESOLUTION_TASK and latest.name.lower() not in CLASSICAL:
-            found[latest.name] = latest
+        upscalers = [version for version in versions if version.task == SUPER_RESOLUTION_TASK]
+        if upscalers:
+            found[upscalers[-1].name] = upscalers[-1]
     return found
 
 
@@ -157,6 +154,8 @@ def upscale(image: Image.Image, upscaler: str, factor: int, device: str, home: P
         raise InvalidUpscale("tile_size", f"the tile size must be a whole number of at least {MIN_TILE_SIZE} pixels, "
                                           f"got {tile_size!r}", tile_size if isinstance(tile_size, int) else repr(tile_size),
                              f">= {MIN_TILE_SIZE}")
+    if not isinstance(upscaler, str):
+        raise InvalidUpscale("upscaler", f"the upscaler must be a name, got {upscaler!r}", repr(upscaler), "a name")
     key = upscaler.strip().lower()
     if key in CLASSICAL:
         resized = image.resize((image.width * factor, image.height * factor), CLASSICAL[key])

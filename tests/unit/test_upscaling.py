@@ -66,6 +66,10 @@ def pixels_of(image):
 def test_lists_classical_methods_then_stored_super_resolution_models(home):
     assert available_upscalers(home) == ["lanczos", "bicubic", "tiny-rrdb-x2", "tiny-x2", "tiny-x4"]
     assert available_upscalers(home / "empty") == ["lanczos", "bicubic"]
+    damaged = home / "models" / "half-written" / "0123456789ab"
+    damaged.mkdir(parents=True)
+    (damaged / "kiln-model.json").write_text('{"name": "half-wri')
+    assert available_upscalers(home)[-1] == "tiny-x4"  # the damaged one is skipped, the others still listed
 
 
 def test_classical_methods_are_pil_resampling_reported_as_classical(home):
