@@ -52,15 +52,17 @@ def run_network(network: Network, image: Image.Image, device: torch.device, tile
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-            if tile // 2 < min_tile_size:
-                raise UpscaleOutOfMemory(
-                    f"Out of memory on {device} upscaling {image.width}x{image.height} even with "
-                    f"{tile}x{tile} tiles (tried {tried}); free memory on the device or send a smaller image",
-                    {"device": str(device), "tile_sizes_tried": tried},
-                ) from exc
-            tile, retries = _even(tile // 2), retries + 1
+            failure = f"{type(exc).__name__}: {exc}"
+        # out of the except block: its traceback held the failed pass's tensors, which the cache can now release
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        if tile // 2 < min_tile_size:
+            raise UpscaleOutOfMemory(
+                f"Out of memory on {device} upscaling {image.width}x{image.height} even with {tile}x{tile} tiles "
+                f"(tried {tried}); free memory on the device or send a smaller image",
+                {"device": str(device), "tile_sizes_tried": tried, "error": failure},
+            )
+        tile, retries = _even(tile // 2), retries + 1
     result = Image.fromarray(output[..., 0] if output.shape[-1] == 1 else output)
     if image.mode in ("L", "LA") and result.mode != "L":  # a grey image stays grey
         result = result.convert("L")

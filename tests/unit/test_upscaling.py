@@ -152,7 +152,7 @@ def test_out_of_memory_runtime_error_is_retried_and_gives_up_at_the_floor(home, 
     with pytest.raises(UpscaleOutOfMemory, match="even with 20x20 tiles") as raised:
         upscale(photo(80, 80), "tiny-x2", 2, "cpu", home)
     assert raised.value.details["tile_sizes_tried"] == [80, 40, 20]  # the next, 10, is under MIN_TILE_SIZE
-    assert len(calls) == 3
+    assert len(calls) == 3 and raised.value.details["error"] == "RuntimeError: CUDA error: out of memory"
 
     def broken(x):
         raise RuntimeError("Given groups=1, weight of size [8, 3, 3, 3], expected input to have 3 channels")
