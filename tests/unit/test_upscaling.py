@@ -243,3 +243,22 @@ def test_unusable_stored_weights_answer_a_clear_error(tmp_path):
         with pytest.raises(UnusableUpscaler, match=message) as raised:
             upscale(photo(), name, 2, "cpu", tmp_path)
         assert raised.value.status_code == 503
+
+
+def test_concurrent_calls_share_one_loaded_network(home):
+    from concurrent.futures import ThreadPoolExecutor
+
+    image = photo(60, 40)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: upscale(image, "tiny-x4", 4, "cpu", home, tile_size=32), range(4)))
+    assert sum(result.load_seconds > 0 for result in results) == 1  # loaded once, under the lock
+    assert all(np.array_equal(pixels_of(result.image), pixels_of(results[0].image)) for result in results)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (torch here is a CPU build)")
+def test_on_a_gpu_auto_precision_is_fp16_and_agrees_with_the_cpu(home):
+    image = photo(70, 50)
+    on_cpu = upscale(image, "tiny-rrdb-x2", 2, "cpu", home)
+    on_gpu = upscale(image, "tiny-rrdb-x2", 2, "cuda:0", home, tile_size=32)
+    assert (on_gpu.device, on_gpu.precision, on_gpu.tiles) == ("cuda:0", "fp16", 6)
+    assert np.abs(pixels_of(on_cpu.image) - pixels_of(on_gpu.image)).max() <= 3
