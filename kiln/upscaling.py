@@ -158,6 +158,8 @@ def upscale(image: Image.Image, upscaler: str, factor: int, device: str, home: P
         raise InvalidUpscale("upscaler", f"the upscaler must be a name, got {upscaler!r}", repr(upscaler), "a name")
     key = upscaler.strip().lower()
     if key in CLASSICAL:
+        if image.mode in ("P", "1"):  # PIL resizes these nearest-neighbour whatever it is asked: convert first
+            image = image.convert("L" if image.mode == "1" else "RGBA" if "transparency" in image.info else "RGB")
         resized = image.resize((image.width * factor, image.height * factor), CLASSICAL[key])
         return UpscaleResult(resized, key, "classical", 0, 0, time.perf_counter() - started)
     models = stored_upscalers(home)

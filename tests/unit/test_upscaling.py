@@ -79,6 +79,11 @@ def test_classical_methods_are_pil_resampling_reported_as_classical(home):
         assert (result.method, result.upscaler, result.tiles, result.architecture) == ("classical", name.lower(), 0, None)
         assert result.image.size == (120, 90)
         assert np.array_equal(pixels_of(result.image), pixels_of(image.resize((120, 90), resample)))
+    palette = image.quantize(16)  # PIL would resize a palette image nearest-neighbour: it is converted first
+    result = upscale(palette, "lanczos", 2, "cpu", home)
+    assert result.image.mode == "RGB"
+    expected = palette.convert("RGB").resize((80, 60), Image.Resampling.LANCZOS)
+    assert np.array_equal(pixels_of(result.image), pixels_of(expected))
 
 
 def test_stored_network_upscales_by_its_scale_and_is_really_run(home):
