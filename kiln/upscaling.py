@@ -250,10 +250,24 @@ def load_upscaler(stored: StoredModel, device: str, precision: str = "auto") -> 
         return loaded, time.perf_counter() - started
 
 
-def clear_cache() -> None:
-    """Drop every loaded network (their memory goes back once nothing else holds them)."""
+def clear_cache() -> int:
+    """Drop every loaded network (their memory goes back once nothing else holds them); returns their bytes."""
     with _cache_lock:
+        freed = sum(entry["bytes"] for entry in _describe(_cache.values()))
         _cache.clear()
+    return freed
+
+
+def loaded_upscalers() -> list[dict[str, Any]]:
+    """What the LRU holds, least recently used first: name, version, device, precision and parameter bytes."""
+    with _cache_lock:
+        return _describe(list(_cache.values()))
+
+
+def _describe(entries: Any) -> list[dict[str, Any]]:
+    return [{"name": entry.stored.name, "version": entry.stored.version, "device": str(entry.device),
+             "precision": entry.precision, "bytes": sum(p.numel() * p.element_size() for p in entry.network.module.parameters())}
+            for entry in entries]
 
 
 def _torch_device(device: str) -> Any:

@@ -175,7 +175,11 @@ def test_a_loaded_network_is_reused(home):
     assert upscaling.load_upscaler(stored["tiny-x4"], "cpu")[0] is upscaling.load_upscaler(stored["tiny-x4"], "cpu")[0]
     for name in ("tiny-x2", "tiny-rrdb-x2"):
         upscaling.load_upscaler(stored[name], "cpu")
-    assert len(upscaling._cache) == upscaling.CACHE_SIZE
+    held = upscaling.loaded_upscalers()
+    assert [entry["name"] for entry in held] == ["tiny-x2", "tiny-rrdb-x2"]  # the least recently used went first
+    assert held[0] == {"name": "tiny-x2", "version": stored["tiny-x2"].version, "device": "cpu", "precision": "fp32",
+                       "bytes": 4 * sum(p.numel() for p in SRVGGNetCompact(features=8, convs=2, scale=2).parameters())}
+    assert upscaling.clear_cache() == sum(entry["bytes"] for entry in held) and upscaling.loaded_upscalers() == []
 
 
 def test_precision_is_fp32_on_the_cpu_unless_asked(home):
