@@ -104,7 +104,8 @@ def _tiled(network: Network, pixels: torch.Tensor, tile: int, pad: int) -> tuple
         for left in range(0, width, tile):
             bottom, right = min(top + tile, height), min(left + tile, width)
             top_in, left_in = max(top - pad, 0), max(left - pad, 0)
-            piece = network.module(pixels[..., top_in: min(bottom + pad, height), left_in: min(right + pad, width)])
+            window = pixels[..., top_in: min(bottom + pad, height), left_in: min(right + pad, width)]
+            piece = network.module(window.contiguous(memory_format=torch.channels_last))
             crop = piece[0, :, (top - top_in) * scale: (bottom - top_in) * scale,
                          (left - left_in) * scale: (right - left_in) * scale]
             output[top * scale: bottom * scale, left * scale: right * scale] = _to_bytes(crop)
