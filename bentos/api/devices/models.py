@@ -13,7 +13,6 @@ from bentos.api.devices.deps import CallerDep, SessionsDep, SettingsDep
 from bentos.api.devices.route import DevicesRoute, Envelope, ok
 from bentos.api.devices.schemas import CacheRequest, ControlRequest, LoadRequest, SessionOut
 from kiln.device_models import InvalidParameters
-from kiln.device_registry import CPU_ID
 from kiln.device_sessions import DeviceSessions
 
 models = APIRouter(prefix="/api/model", tags=["devices (seed 004)"], route_class=DevicesRoute)
@@ -39,7 +38,9 @@ async def load_model(device_id: str, body: LoadRequest, sessions: SessionsDep, c
 
 
 def _cache(sessions: DeviceSessions, body: CacheRequest, budget: int | None, owner: str | None) -> dict[str, Any]:
-    device_id = body.device_id or CPU_ID
+    from kiln.device_registry import device_id_for, resolve_setting
+
+    device_id = body.device_id or device_id_for(resolve_setting(sessions.settings.device)[0])  # KILN_DEVICE
     cached, evicted = [], []
     for path in body.model_paths:
         from kiln.device_models import parse_model_path
