@@ -271,3 +271,26 @@ def test_on_a_gpu_auto_precision_is_fp16_and_agrees_with_the_cpu(home):
     on_gpu = upscale(image, "tiny-rrdb-x2", 2, "cuda:0", home, tile_size=32)
     assert (on_gpu.device, on_gpu.precision, on_gpu.tiles) == ("cuda:0", "fp16", 6)
     assert np.abs(pixels_of(on_cpu.image) - pixels_of(on_gpu.image)).max() <= 3
+
+
+def test_architecture_and_hyperparameters_are_read_from_the_weights():
+    from kiln.upscaling_arches import build_network
+
+    torch.manual_seed(0)
+    x4 = RRDBNet(scale=4, features=8, blocks=2, growth=4).eval()
+    old_names = (("conv_body.", "trunk_conv."), ("body.", "RRDB_trunk."), (".rdb", ".RDB"), ("conv_up", "upconv"),
+                 ("conv_hr.", "HRconv."))
+    renamed = {}
+    for key, value in x4.state_dict().items():
+        for new, old in old_names:
+            key = old + key.removeprefix(new) if key.startswith(new) else key.replace(new, old)
+        renamed[key] = value
+    assert {"RRDB_trunk.1.RDB3.conv5.weight", "trunk_conv.bias", "upconv2.weight", "HRconv.weight"} <= set(renamed)
+    network = build_network(renamed)
+    assert (network.architecture, network.hyperparameters) == ("RRDBNet", {"features": 8, "blocks": 2, "growth": 4, "scale": 4})
+    sample = torch.rand(1, 3, 12, 10)
+    with torch.inference_mode():
+        assert torch.equal(network.module(sample), x4(sample))
+    assert build_network(RRDBNet(scale=8, features=8, blocks=1, growth=4).state_dict()).scale == 8
+    compact = build_network(SRVGGNetCompact(features=8, convs=5, scale=3).state_dict())
+    assert compact.hyperparameters == {"features": 8, "convs": 5, "activation": "prelu", "scale": 3}
