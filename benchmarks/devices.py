@@ -58,7 +58,7 @@ def batch_vs_single(items: int, steps: int) -> None:
     from tests.bentos.fakes import fake_server
 
     home = Path(tempfile.mkdtemp(prefix="kiln-devices-batch-"))
-    server = fake_server(home, device_queue_seconds=120)
+    server = fake_server(home, device_queue_seconds=120, allowed_hosts=["testserver"])
     train(server.settings.model_store_dir, "digits-diffusion", (32, 64), steps=2)
     server.start_task_workers(threads=2)
     client = server.client
