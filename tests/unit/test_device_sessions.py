@@ -127,3 +127,13 @@ def test_the_cache_budget_unloads_the_least_recently_used(manager):
     assert manager.loaded(first) and first.loads == 2
     for session in (first, second):
         manager.unload(session.id)
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU that torch can use")
+def test_a_session_on_the_gpu_is_measured_by_the_cuda_allocator(manager):
+    session, _ = manager.load("gpu-0", "digits-diffusion", "digits-diffusion")
+    assert session.torch_device == "cuda:0" and session.memory_bytes > 0
+    result, _ = manager.run(session.id, lambda runner: next(runner.unet.parameters()).device.type)
+    assert result == "cuda"
+    answer = manager.unload(session.id)
+    assert answer["measure"] == "CUDA allocator" and answer["memoryReturned"] >= 0.95 * answer["memoryTaken"]
