@@ -5,6 +5,7 @@ example asks for a digit at that size (other prompts or sizes get a 400 naming t
 
 import base64
 from io import BytesIO
+from pathlib import Path
 
 import pytest
 import requests
@@ -52,21 +53,51 @@ def home(tmp_path_factory, built_workspace, kiln_home):
     return home
 
 
-def test_the_python_sdk_example(home, tmp_path):
+@pytest.fixture(scope="module")
+def server(home):
     process, url, _ = serve(home, "serve-devices")
     try:
-        client = DeviceOperationsClient(f"{url}/api", (home / "admin.key").read_text().strip())
-        devices = client.get_devices()
-        assert "cpu-0" in [d['id'] for d in devices['data']]
-        session = client.load_model('cpu-0', 'digits-diffusion', 'digits-diffusion')
-        assert session['success'] is True and session['data']['sessionId']
-        image = client.generate_image('cpu-0', 'A handwritten 7', width=256, height=256, steps=20)
-        image.save(tmp_path / 'generated_image.png')
-        assert Image.open(tmp_path / 'generated_image.png').size == (256, 256)
-        with pytest.raises(Exception, match="Generation failed: Invalid width"):
-            client.generate_image('cpu-0', 'A handwritten 7', width=1024, height=1024, steps=20)
-        unloaded = requests.delete(f"{url}/api/processing/sessions/{session['data']['sessionId']}",
-                                   headers=client.headers).json()
-        assert unloaded['data']['status'] == "unloaded"
+        yield url, (home / "admin.key").read_text().strip()
     finally:
         stop(process)
+
+
+def test_the_python_sdk_example(server, tmp_path):
+    url, key = server
+    client = DeviceOperationsClient(f"{url}/api", key)
+    devices = client.get_devices()
+    assert "cpu-0" in [d['id'] for d in devices['data']]
+    session = client.load_model('cpu-0', 'digits-diffusion', 'digits-diffusion')
+    assert session['success'] is True and session['data']['sessionId']
+    image = client.generate_image('cpu-0', 'A handwritten 7', width=256, height=256, steps=20)
+    image.save(tmp_path / 'generated_image.png')
+    assert Image.open(tmp_path / 'generated_image.png').size == (256, 256)
+    with pytest.raises(Exception, match="Generation failed: Invalid width"):
+        client.generate_image('cpu-0', 'A handwritten 7', width=1024, height=1024, steps=20)
+    unloaded = requests.delete(f"{url}/api/processing/sessions/{session['data']['sessionId']}",
+                               headers=client.headers).json()
+    assert unloaded['data']['status'] == "unloaded"
+
+
+JS_EXAMPLE = Path(__file__).with_name("devices_sdk_example.js")
+
+
+def test_the_javascript_sdk_example(server, tmp_path):
+    """The document's Node.js client with axios (installed from npm into a temporary folder)."""
+    import shutil
+    import subprocess
+
+    url, key = server
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node and npm are not installed")
+    installed = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", str(tmp_path), "axios@1.21.1"],
+                               capture_output=True, text=True, timeout=300)
+    if installed.returncode != 0:
+        pytest.skip(f"axios could not be installed from npm: {installed.stderr[-300:]}")
+    script = tmp_path / "example.js"
+    script.write_text(JS_EXAMPLE.read_text().replace("http://localhost:5000/api", f"{url}/api")
+                      .replace("your-api-key", key))
+    ran = subprocess.run(["node", str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0 and "Image saved as generated_image.png" in ran.stdout, ran.stdout + ran.stderr
+    assert "Error:" not in ran.stderr + ran.stdout
+    assert Image.open(tmp_path / "generated_image.png").size == (256, 256)

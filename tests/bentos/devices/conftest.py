@@ -1,5 +1,6 @@
 """A fake server (real task workers, real files store) whose model store holds a digits diffusion model trained
-here for a few steps and a tiny Stable Diffusion pipeline (any prompt), for seed 004's routes on cpu-0."""
+here for a few steps, a tiny Stable Diffusion pipeline (any prompt) and the digits classifier (an inference
+engine's model, one epoch), for seed 004's routes on cpu-0."""
 
 import base64
 import io
@@ -24,6 +25,10 @@ def server(tmp_path_factory):
     params = DiffusionHyperparameters(steps=2, batch_size=16, block_channels=(8, 16))
     with store.stage("digits-diffusion", "d" * 64, "text-to-image", {"source": "train"}) as staging:
         DigitsDDPMRecipe.train(params, staging)
+    from kiln.recipes.digits import DigitsHyperparameters, DigitsMLPRecipe
+
+    with store.stage("example", "c" * 64, "classification") as staging:  # an inference engine's model
+        DigitsMLPRecipe.train(DigitsHyperparameters(epochs=1), staging)
     folder = build_stable_diffusion(tmp_path_factory.mktemp("tiny-sd"))
     fetch(CatalogEntry(name="tiny-sd", source="path", id=str(folder), task="text-to-image"), store)
     server.start_task_workers(threads=2)

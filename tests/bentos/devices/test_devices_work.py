@@ -28,6 +28,19 @@ def test_the_seed_inference_example_on_a_diffusers_pipeline(client, sessions):
     assert png_of(data["images"][0]["imageData"]).size == (64, 64) and data["metadata"]["scheduler"]
 
 
+def test_inference_on_an_engine_model_takes_inputs_as_predict_does(client, sessions):
+    session = load(client, "example", "classification")["sessionId"]
+    digit = [0, 0, 5, 13, 9, 1, 0, 0, 0, 0, 13, 15, 10, 15, 5, 0, 0, 3, 15, 2, 0, 11, 8, 0, 0, 4, 12, 0, 0, 8, 8, 0,
+             0, 5, 8, 0, 0, 9, 8, 0, 0, 4, 11, 0, 1, 12, 7, 0, 0, 2, 14, 5, 10, 12, 0, 0, 0, 0, 6, 13, 10, 0, 0, 0]
+    data = client.post("/api/inference/execute/cpu-0", json={"sessionId": session, "inputs": [digit, digit]}).json()
+    outputs = data["data"]["results"]["outputs"]
+    assert len(outputs) == 2 and outputs[0] == outputs[1] and data["data"]["results"]["metadata"]["task"] == "classification"
+    error = error_of(client.post("/api/inference/execute/cpu-0", json={"sessionId": session, "inputs": [1, 2]}), 400,
+                     "INVALID_PARAMETERS")
+    assert error["details"]["field"].startswith("inputs")
+    error_of(client.post("/api/inference/execute/cpu-0", json={"sessionId": session}), 400, "INVALID_PARAMETERS")
+
+
 def test_inference_bad_inputs(client, sessions):
     error_of(client.post("/api/inference/execute/cpu-0", json={"prompt": "a 7"}), 404, "SESSION_NOT_FOUND")
     session = load(client)["sessionId"]
