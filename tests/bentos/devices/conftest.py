@@ -11,7 +11,7 @@ import pytest
 from tests.bentos.fakes import fake_server
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")  # one trained store for the whole package: training is the slow part
 def server(tmp_path_factory):
     from kiln.catalog import CatalogEntry
     from kiln.recipes.digits_ddpm import DiffusionHyperparameters, DigitsDDPMRecipe
@@ -39,7 +39,7 @@ def server(tmp_path_factory):
     server.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def client(server):
     return server.client
 
