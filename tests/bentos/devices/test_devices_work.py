@@ -140,3 +140,46 @@ def test_memory_status_allocate_transfer_defragment(client, sessions):
     assert operation["status"] == "completed" and result["releasedAllocations"] == [allocation]
     assert len(result["unloadedSessions"]) == 1 and result["bytesReturned"] >= 0
     assert client.get("/api/processing/sessions").json()["data"][0]["status"] == "unloaded"
+
+
+def test_a_failing_model_is_inference_failed_and_the_session_goes_on(client, sessions, monkeypatch):
+    import kiln.device_inference
+
+    session = load(client)["sessionId"]
+    real = kiln.device_inference.generate
+
+    def out_of_memory(runner, model, request):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(kiln.device_inference, "generate", out_of_memory)  # a fault injected where the model runs
+    answer = client.post("/api/inference/execute/cpu-0", json={"prompt": "a 7", "steps": 2, "sessionId": session})
+    error = error_of(answer, 500, "INFERENCE_FAILED")
+    assert "CUDA out of memory" in error["details"]["pythonError"]
+    assert error["details"]["correlationId"] == answer.headers["X-Request-ID"]
+    monkeypatch.setattr(kiln.device_inference, "generate", real)
+    assert client.post("/api/inference/execute/cpu-0", json={"prompt": "a 7", "steps": 2}).status_code == 200
+
+
+def test_five_running_batches_per_caller():
+    from types import SimpleNamespace
+
+    import pytest
+
+    from bentos.api.devices.batches import TooManyBatches, _execute
+    from bentos.api.devices.schemas import BatchExecute
+    from kiln.settings import Settings
+
+    class Tasks:  # five of the caller's batches still active in the task system
+        def list(self, owner, see_all, status, limit, offset):
+            return {"tasks": [{"id": f"t{i}", "task_type": "device_batch", "status": "running"} for i in range(5)]}
+
+    import tempfile
+
+    from kiln.tasks.types import devices
+
+    settings = Settings(home=tempfile.mkdtemp())
+    record = devices.create(settings.home_dir, "sixth", [], 1, ["cpu-0"], None)
+    caller = SimpleNamespace(owner_id=None, see_all=True)
+    with pytest.raises(TooManyBatches) as refused:
+        _execute(settings, Tasks(), caller, record["batchId"], BatchExecute())
+    assert refused.value.status_code == 429 and len(refused.value.details["running"]) == 5
