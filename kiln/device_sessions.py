@@ -137,11 +137,11 @@ class DeviceSessions:
             raise
         return session, self.enforce_budget(keep=session.id)
 
-    def get(self, session_id: str) -> Session:
+    def get(self, session_id: str, owner: str | None = None, see_all: bool = True) -> Session:
+        """The session; SessionNotFound for an unknown id, or one of another owner's unless ``see_all``."""
         with self._lock:
-            if session_id not in self.sessions:
-                raise SessionNotFound(f"No session '{session_id}'", {"sessionId": session_id,
-                                                                    "sessions": sorted(self.sessions)})
+            if session_id not in self.sessions or not (see_all or self.sessions[session_id].owner == owner):
+                raise SessionNotFound(f"No session '{session_id}'", {"sessionId": session_id})
             return self.sessions[session_id]
 
     def on_device(self, device_id: str) -> list[Session]:
@@ -293,7 +293,9 @@ class DeviceSessions:
             if not idle:
                 break
             victim = min(idle, key=lambda s: s.last_used)
-            self.autoscaler.pools[victim.id].unload()
+            pool = self.autoscaler.pools.get(victim.id)
+            if pool is not None:  # None: unloaded for good meanwhile (DELETE)
+                pool.unload()
             evicted.append(victim.id)
         if evicted:
             settle()
@@ -303,8 +305,9 @@ class DeviceSessions:
         """Unload (keep the sessions, lazily reloaded) every loaded session with nothing running or queued."""
         unloaded = []
         for session in self.all():
-            if session.device_id in device_ids and self.loaded(session) and not session.running and not session.queued:
-                self.autoscaler.pools[session.id].unload()
+            pool = self.autoscaler.pools.get(session.id)
+            if session.device_id in device_ids and pool and pool.instances and not session.running and not session.queued:
+                pool.unload()
                 unloaded.append(session.id)
         return unloaded
 

@@ -137,3 +137,14 @@ def test_a_session_on_the_gpu_is_measured_by_the_cuda_allocator(manager):
     assert result == "cuda"
     answer = manager.unload(session.id)
     assert answer["measure"] == "CUDA allocator" and answer["memoryReturned"] >= 0.95 * answer["memoryTaken"]
+
+
+def test_a_session_is_its_owners(manager):
+    from kiln.device_sessions import SessionNotFound
+
+    session, _ = manager.load("cpu-0", "digits-diffusion", None, "lazy", owner="user-a")
+    assert not manager.loaded(session) and manager.get(session.id, "user-a", see_all=False) is session
+    with pytest.raises(SessionNotFound):
+        manager.get(session.id, "user-b", see_all=False)
+    assert manager.get(session.id) is session  # admins, and everyone with auth off
+    manager.unload(session.id)

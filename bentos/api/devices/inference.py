@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
-from bentos.api.devices.deps import LimiterDep, SessionsDep, SettingsDep
+from bentos.api.devices.deps import CallerDep, LimiterDep, SessionsDep, SettingsDep
 from bentos.api.devices.route import DevicesRoute, Envelope, ok
 from bentos.api.devices.schemas import InferenceRequest, UpscaleRequest
 from bentos.api.http.errors import error_response
@@ -27,17 +27,18 @@ ERRORS = {400: {"description": "INVALID_PARAMETERS naming the field"}, 404: {"de
           500: {"description": "INFERENCE_FAILED, with the Python error and a correlation id"}}
 
 
-def _session_for(sessions: DeviceSessions, device_id: str, session_id: str | None):
+def _session_for(sessions: DeviceSessions, device_id: str, session_id: str | None, caller: Any):
     from kiln.device_registry import find_device
 
     find_device(device_id)
     if session_id is not None:
-        session = sessions.get(session_id)
+        session = sessions.get(session_id, caller.owner_id, caller.see_all)
         if session.device_id != device_id:
             raise InvalidParameters("sessionId", session_id, f"a session on {device_id}",
                                     f"Invalid sessionId: session {session_id} is on {session.device_id}, not {device_id}")
         return session
-    live = [s for s in sessions.on_device(device_id) if not s.cancelled]
+    live = [s for s in sessions.on_device(device_id)
+            if not s.cancelled and (caller.see_all or s.owner == caller.owner_id)]
     if not live:
         raise SessionNotFound(f"No model is loaded on {device_id}: POST /api/model/load/{device_id} first",
                               {"deviceId": device_id, "sessions": []})
@@ -45,10 +46,10 @@ def _session_for(sessions: DeviceSessions, device_id: str, session_id: str | Non
 
 
 def _execute(sessions: DeviceSessions, device_id: str, body: InferenceRequest, max_items: int,
-             correlation: str) -> dict[str, Any]:
+             correlation: str, caller: Any) -> dict[str, Any]:
     from kiln.device_inference import check_generation, generate, predict
 
-    session = _session_for(sessions, device_id, body.session_id)
+    session = _session_for(sessions, device_id, body.session_id, caller)
     model = session.model
     if model.kind == "generation":
         request = GenerationInputs(body.prompt or "", body.negative_prompt, body.width, body.height, body.steps,
@@ -76,7 +77,7 @@ def _execute(sessions: DeviceSessions, device_id: str, body: InferenceRequest, m
 @router.post("/inference/execute/{device_id}", response_model=Envelope[dict[str, Any]], responses=ERRORS,
              summary="Run the session's model: images (base64 PNG) for generation models, outputs for the others")
 async def execute(device_id: str, body: InferenceRequest, request: Request, sessions: SessionsDep,
-                  settings: SettingsDep, limiter: LimiterDep) -> Any:
+                  settings: SettingsDep, limiter: LimiterDep, caller: CallerDep) -> Any:
     from kiln.access.ratelimit import DEVICE_INFERENCE
 
     if body.device_id and body.device_id != device_id:
@@ -91,7 +92,7 @@ async def execute(device_id: str, body: InferenceRequest, request: Request, sess
     from bentos.api.http.errors import request_id
 
     return ok(await run_in_threadpool(_execute, sessions, device_id, body, settings.max_inputs_per_request,
-                                      request_id(request)))
+                                      request_id(request), caller))
 
 
 def _upscale(body: UpscaleRequest, settings: Any) -> dict[str, Any]:

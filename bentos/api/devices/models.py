@@ -37,7 +37,8 @@ async def load_model(device_id: str, body: LoadRequest, sessions: SessionsDep, c
     return ok(await run_in_threadpool(_load, sessions, device_id, body, caller.owner_id))
 
 
-def _cache(sessions: DeviceSessions, body: CacheRequest, budget: int | None, owner: str | None) -> dict[str, Any]:
+def _cache(sessions: DeviceSessions, body: CacheRequest, budget: int | None, owner: str | None,
+           see_all: bool) -> dict[str, Any]:
     from kiln.device_registry import device_id_for, resolve_setting
 
     device_id = body.device_id or device_id_for(resolve_setting(sessions.settings.device)[0])  # KILN_DEVICE
@@ -47,6 +48,8 @@ def _cache(sessions: DeviceSessions, body: CacheRequest, budget: int | None, own
 
         name, _ = parse_model_path(path)
         session = sessions.find(name, device_id)
+        if session is not None and session.owner != owner and not see_all:
+            session = None  # another caller's session: this caller gets its own
         hit = session is not None and sessions.loaded(session)
         if session is None:
             session, unloaded = sessions.load(device_id, path, None, "optimal", owner, cached=True)
@@ -70,35 +73,43 @@ def _usage(sessions: DeviceSessions, budget: int | None) -> dict[str, Any]:
 @models.post("/cache", response_model=Envelope[dict[str, Any]], responses=LOAD_ERRORS,
              summary="Pre-load models (whole models: a diffusers pipeline's components go together) into the cache")
 async def cache_models(body: CacheRequest, sessions: SessionsDep, settings: SettingsDep, caller: CallerDep) -> dict:
-    return ok(await run_in_threadpool(_cache, sessions, body, settings.model_cache_bytes, caller.owner_id))
+    return ok(await run_in_threadpool(_cache, sessions, body, settings.model_cache_bytes, caller.owner_id,
+                                      caller.see_all))
 
 
 @models.get("/cache", response_model=Envelope[dict[str, Any]], summary="What the cache holds and its budget")
-async def cache_status(sessions: SessionsDep, settings: SettingsDep) -> dict:
+async def cache_status(sessions: SessionsDep, settings: SettingsDep, caller: CallerDep) -> dict:
     def read() -> dict[str, Any]:
-        return {"sessions": [sessions.describe(s) for s in sessions.all()], **_usage(sessions, settings.model_cache_bytes)}
+        return {"sessions": [sessions.describe(s) for s in mine(sessions, caller)], **_usage(sessions, settings.model_cache_bytes)}
 
     return ok(await run_in_threadpool(read))
 
 
-@sessions_router.get("", response_model=Envelope[list[SessionOut]], summary="Every session of this server")
-async def list_sessions(sessions: SessionsDep) -> dict:
-    return ok(await run_in_threadpool(lambda: [sessions.describe(s) for s in sessions.all()]))
+def mine(sessions: DeviceSessions, caller: Any) -> list[Any]:
+    return [s for s in sessions.all() if caller.see_all or s.owner == caller.owner_id]
+
+
+@sessions_router.get("", response_model=Envelope[list[SessionOut]],
+                     summary="The caller's sessions (every session for admins, and with auth off)")
+async def list_sessions(sessions: SessionsDep, caller: CallerDep) -> dict:
+    return ok(await run_in_threadpool(lambda: [sessions.describe(s) for s in mine(sessions, caller)]))
 
 
 @sessions_router.get("/{session_id}", response_model=Envelope[SessionOut], responses=SESSION_404,
                      summary="One session")
-async def get_session(session_id: str, sessions: SessionsDep) -> dict:
-    return ok(await run_in_threadpool(lambda: sessions.describe(sessions.get(session_id))))
+async def get_session(session_id: str, sessions: SessionsDep, caller: CallerDep) -> dict:
+    return ok(await run_in_threadpool(lambda: sessions.describe(sessions.get(session_id, caller.owner_id, caller.see_all))))
 
 
 @sessions_router.post("/{session_id}/control", response_model=Envelope[dict[str, Any]], responses=SESSION_404,
                       summary="pause (takes no new work; running work finishes), resume, cancel (queued work stops)")
-async def control_session(session_id: str, body: ControlRequest, sessions: SessionsDep) -> dict:
+async def control_session(session_id: str, body: ControlRequest, sessions: SessionsDep, caller: CallerDep) -> dict:
+    sessions.get(session_id, caller.owner_id, caller.see_all)
     return ok(await run_in_threadpool(sessions.control, session_id, body.action))
 
 
 @sessions_router.delete("/{session_id}", response_model=Envelope[dict[str, Any]], responses=SESSION_404,
                         summary="Unload: the memory returned, measured before and after (gc and malloc_trim first)")
-async def unload_session(session_id: str, sessions: SessionsDep) -> dict:
+async def unload_session(session_id: str, sessions: SessionsDep, caller: CallerDep) -> dict:
+    sessions.get(session_id, caller.owner_id, caller.see_all)
     return ok(await run_in_threadpool(sessions.unload, session_id))
