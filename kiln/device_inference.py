@@ -121,7 +121,7 @@ def decode_image(data: str, max_pixels: int):
             raise InvalidParameters("imageData", f"{image.width}x{image.height}", f"at most {max_pixels} pixels",
                                     f"Invalid imageData: {image.width}x{image.height} is larger than this server decodes")
         image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as exc:
         raise InvalidParameters("imageData", data[:40], "PNG, JPEG or WebP image",
                                 f"Invalid imageData: not a readable image ({exc})") from None
     return image

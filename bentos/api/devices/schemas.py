@@ -147,7 +147,6 @@ class AllocateRequest(Camel):
 
 
 class TransferRequest(Camel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
     source_device: str = Field(..., max_length=32)
     target_device: str = Field(..., max_length=32)
     allocation_id: str = Field(..., max_length=64)
