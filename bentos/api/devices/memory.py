@@ -27,7 +27,9 @@ _operations_lock = threading.Lock()
 def _status(sessions: DeviceSessions) -> dict[str, Any]:
     from kiln.device_memory import measure
     from kiln.device_registry import list_devices, memory_of
+    from kiln.upscaling import loaded_upscalers
 
+    upscalers = loaded_upscalers()
     devices = []
     for device in list_devices():
         own = sessions.on_device(device.id)
@@ -38,8 +40,12 @@ def _status(sessions: DeviceSessions) -> dict[str, Any]:
             row["process"] = round(measure(device.torch_device) / MIB, 1)
         held = sum(s.memory_bytes for s in own if sessions.loaded(s))
         reserved = sum(a.size_bytes for a in buffers)
+        names = {device.torch_device, "cuda"} if device.torch_device == "cuda:0" else {device.torch_device}
+        networks = [u for u in upscalers if u["device"] in names]
+        upscaling = sum(u["bytes"] for u in networks)  # parameter bytes of the loaded super-resolution networks
         row["kiln"] = {"sessions": round(held / MIB, 1), "allocations": round(reserved / MIB, 1),
-                       "total": round((held + reserved) / MIB, 1)}
+                       "upscalers": round(upscaling / MIB, 1), "total": round((held + reserved + upscaling) / MIB, 1),
+                       "bytes": {"sessions": held, "allocations": reserved, "upscalers": upscaling}}
         row["sessions"] = [{"sessionId": s.id, "modelPath": s.model_path, "status": sessions.status(s),
                             "memoryUsage": round(s.memory_bytes / MIB, 1) if sessions.loaded(s) else 0.0} for s in own]
         row["allocations"] = [a.describe() for a in buffers]
@@ -152,13 +158,17 @@ def _defragment(sessions: DeviceSessions, body: DefragmentRequest) -> dict[str, 
         ids = {d.id for d in usable}
         freed_buffers = sessions.allocations.release_transient(ids) if body.aggressive else []
         unloaded = sessions.unload_idle(ids) if body.aggressive else []
+        from kiln.upscaling import clear_cache
+
+        upscaler_bytes = clear_cache() if body.aggressive else 0  # the loaded super-resolution networks
         done = settle()
         after = {d.id: measure(d.torch_device) for d in usable}
         return {"devices": [{"deviceId": d.id, "before": before[d.id], "after": after[d.id],
                              "bytesReturned": max(0, before[d.id] - after[d.id]),
                              "measure": "CUDA allocator" if d.type == "gpu" else "process RSS"} for d in usable],
                 "bytesReturned": sum(max(0, before[i] - after[i]) for i in before), "aggressive": body.aggressive,
-                "unloadedSessions": unloaded, "releasedAllocations": [a.id for a in freed_buffers], **done,
+                "unloadedSessions": unloaded, "releasedAllocations": [a.id for a in freed_buffers],
+                "unloadedUpscalerBytes": upscaler_bytes, **done,
                 "status": "completed"}
 
     return _in_background("defragment", work) if body.run_async else work()
@@ -166,7 +176,8 @@ def _defragment(sessions: DeviceSessions, body: DefragmentRequest) -> dict[str, 
 
 @router.post("/operations/defragment", response_model=Envelope[dict[str, Any]],
              responses={404: {"description": "DEVICE_NOT_FOUND"}},
-             summary="Free what can be freed (gc, CUDA cache, malloc_trim; aggressive: idle sessions, non-persistent buffers)")
+             summary="Free what can be freed (gc, CUDA cache, malloc_trim; aggressive: idle sessions, non-persistent buffers, "
+                     "loaded upscaler networks)")
 async def defragment(body: DefragmentRequest, sessions: SessionsDep) -> dict:
     return ok(await run_in_threadpool(_defragment, sessions, body))
 

@@ -1,6 +1,6 @@
 """A fake server (real task workers, real files store) whose model store holds a digits diffusion model trained
 here for a few steps, a tiny Stable Diffusion pipeline (any prompt) and the digits classifier (an inference
-engine's model, one epoch), for seed 004's routes on cpu-0."""
+engine's model, one epoch) and a tiny super-resolution network, for seed 004's routes on cpu-0."""
 
 import base64
 import io
@@ -29,6 +29,13 @@ def server(tmp_path_factory):
 
     with store.stage("example", "c" * 64, "classification") as staging:  # an inference engine's model
         DigitsMLPRecipe.train(DigitsHyperparameters(epochs=1), staging)
+    import torch
+
+    from kiln.upscaling_arches import SRVGGNetCompact
+
+    network = SRVGGNetCompact(features=8, convs=2, scale=2)  # a tiny Real-ESRGAN-shaped network, random weights
+    with store.stage("tiny-esrgan-x2", "b" * 64, "super-resolution") as staging:
+        torch.save({"params_ema": network.state_dict()}, staging / "weights.pth")
     folder = build_stable_diffusion(tmp_path_factory.mktemp("tiny-sd"))
     fetch(CatalogEntry(name="tiny-sd", source="path", id=str(folder), task="text-to-image"), store)
     server.start_task_workers(threads=2)

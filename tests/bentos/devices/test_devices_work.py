@@ -73,6 +73,19 @@ def test_upscale_classical_and_unknown_model(client):
              "DEVICE_NOT_FOUND")
 
 
+def test_upscale_with_a_stored_network_is_reported_as_a_model_and_counted(client, sessions):
+    data = client.post("/api/postprocessing/upscale", json={"imageData": png_b64((20, 12)), "upscaleModel": "tiny-esrgan-x2",
+                                                            "upscaleFactor": 2, "deviceId": "cpu-0"}).json()["data"]
+    assert data["method"] == "model" and data["upscaleModel"] == "tiny-esrgan-x2" and data["tiles"] >= 1
+    assert png_of(data["upscaledImage"]["imageData"]).size == (40, 24)
+    assert "tiny-esrgan-x2" in client.get("/api/postprocessing/upscale/models").json()["data"]
+    cpu = client.get("/api/memory/status").json()["data"]["devices"][0]
+    assert cpu["kiln"]["bytes"]["upscalers"] > 0
+    freed = client.post("/api/memory/operations/defragment", json={"aggressive": True}).json()["data"]
+    assert freed["unloadedUpscalerBytes"] > 0
+    assert client.get("/api/memory/status").json()["data"]["devices"][0]["kiln"]["bytes"]["upscalers"] == 0
+
+
 def batch_body(prompt="a handwritten 3", upscaler="lanczos", items=3):
     return {"batchName": "landscape_generation_batch", "operations": [
         {"type": "inference", "parameters": {"prompt": prompt, "steps": 2, "width": 16, "height": 16, "seed": 5}},
