@@ -115,6 +115,26 @@ class Settings(BaseSettings):
     log_max_bytes: int = Field(10 << 20, description="Rotate a log file at this size")
     log_backups: int = Field(5, description="Rotated log files kept")
 
+    # --- devices (seed 004): where models run, device sessions, the model cache, memory reservations ---
+    device: str = Field(
+        "auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="Where Kiln's models run: auto (the best CUDA GPU "
+        "torch can use, else the CPU), cpu, or cuda:N. On a CPU build of torch auto means the CPU (GET /api/device/optimal says why)")
+    model_cache_bytes: int | None = Field(
+        None, gt=0, description="Bytes the loaded device sessions may hold together (POST /api/model/cache); past it the "
+        "least recently used idle session is unloaded. Default: no budget (only KILN_IDLE_TTL_SECONDS unloads)")
+    device_max_sessions: int = Field(
+        0, ge=0, description="Sessions a device holds at once (more: 409 DEVICE_BUSY); 0: from its memory, one per "
+        "KILN_DEVICE_SESSION_MEMORY_MB available, at least 1, at most 8")
+    device_session_memory_mb: int = Field(2048, gt=0, description="Memory set aside per session for maxConcurrentSessions")
+    device_queue_seconds: float = Field(
+        30.0, ge=0, description="Longest an inference waits for its session's running work; then 409 DEVICE_BUSY")
+    device_memory_headroom_mb: int = Field(
+        512, ge=0, description="Memory a reservation (POST /api/memory/allocations/allocate) must leave free on its device")
+    device_max_batch_items: int = Field(100, gt=0, description="Largest itemCount of a batch")
+    device_max_concurrent_batches: int = Field(5, gt=0, description="Batches one caller may have running at once (seed 004)")
+    rate_limit_devices: str = Field("100/minute", description="Seed 004's routes, per key")
+    rate_limit_device_inference: str = Field("10/minute", description="Seed 004's inference, per device")
+
     # --- access control: users, keys, rate limits, security headers ---
     enable_auth: bool = Field(False, description="Require credentials on every non-public route (see bentos/api/permissions.py)")
     database_url: str | None = Field(None, description="Kiln's records (users, keys, audit); default sqlite:///<home>/kiln.db")

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from bentos.api import access, generation, inference, scaling, speech, tasks, training, vision
+from bentos.api import access, devices, generation, inference, scaling, speech, tasks, training, vision
 from bentos.api.http.formats import Formatter
 from bentos.api.http.permissions import DOCS_RULES, Rules
 from bentos.api.http.surface import Surface
 
 SURFACES: tuple[Surface, ...] = (inference.SURFACE, speech.SURFACE, access.SURFACE, tasks.SURFACE, scaling.SURFACE,
-                                 vision.SURFACE, generation.SURFACE, training.SURFACE)
+                                 vision.SURFACE, generation.SURFACE, training.SURFACE, devices.SURFACE)
 
 
 @lru_cache(maxsize=1)

@@ -14,7 +14,9 @@ from kiln.settings import Settings
 
 log = logging.getLogger("kiln.access")
 
-GROUPS = ("generation", "status", "auth")
+GROUPS = ("generation", "status", "auth", "devices")
+# Not a route group: counted by the devices surface per device (seed 004: inference per device).
+DEVICE_INFERENCE = "device_inference"
 
 
 def failure_identity(ip: str, account: str) -> str:
@@ -49,6 +51,8 @@ class RateLimiter:
             "generation": parse(settings.rate_limit_generation),
             "status": parse(settings.rate_limit_status),
             "auth": parse(settings.rate_limit_auth),
+            "devices": parse(settings.rate_limit_devices),
+            DEVICE_INFERENCE: parse(settings.rate_limit_device_inference),
         }
         self.prefix = settings.rate_limit_prefix
         if settings.redis_url:

@@ -65,8 +65,18 @@ def placement() -> Placement:
     """Where pipelines run: CUDA in fp16 when torch can use a GPU (offloading when its free memory is short),
     otherwise the CPU in fp32 with attention slicing (smaller peaks of memory)."""
     from kiln.devices import best_gpu, detect_gpus, torch_cuda
+    from kiln.settings import get_settings
 
-    if torch_cuda()[0]:
+    setting = get_settings().device  # KILN_DEVICE: auto | cpu | cuda[:N]
+    if setting.startswith("cuda"):
+        from kiln.device_registry import resolve_setting
+
+        device = resolve_setting(setting)[0]  # a CUDA device this torch cannot use is refused, not ignored
+        index = int(device.partition(":")[2] or 0)
+        free = next((g.memory_free_mb for g in detect_gpus() if g.index == index), 0)
+        return Placement(device, "float16", attention_slicing=free < LOW_GPU_MEMORY_MB,
+                         cpu_offload=free < LOW_GPU_MEMORY_MB)
+    if setting == "auto" and torch_cuda()[0]:
         gpu = best_gpu(detect_gpus())
         free = gpu.memory_free_mb if gpu is not None else 0
         short = free < LOW_GPU_MEMORY_MB

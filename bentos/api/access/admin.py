@@ -124,7 +124,8 @@ async def rate_limit(request: Request) -> dict:
         "strategy": "moving-window",
         "scope": "per API key, per user, else per client IP; login/register/refresh per client IP",
         "limits": {"generation": settings.rate_limit_generation, "status": settings.rate_limit_status,
-                   "auth": settings.rate_limit_auth},
+                   "auth": settings.rate_limit_auth, "devices": settings.rate_limit_devices,
+                   "device_inference (per device)": settings.rate_limit_device_inference},
         "exempt": sorted(key for key, rule in permission_rules().items() if rule.group is None),
         "client": {"identity": identity.split(":", 1)[0], "name": principal.name if principal else ip},
     }

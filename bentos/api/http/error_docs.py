@@ -38,6 +38,14 @@ SCHEMAS: dict[Any, tuple[str, dict[str, Any]]] = {
                                                 "param": {"type": ["string", "null"]},
                                                 "code": {"type": ["string", "null"]}}},
                        "request_id": REQUEST_ID}}),
+    formats.devices: ("DeviceOperationsError", {
+        "type": "object", "required": ["success", "error"],
+        "properties": {"success": {"type": "boolean", "const": False},
+                       "error": {"type": "object", "required": ["code", "message"],
+                                 "properties": {"code": {"type": "string", "description": "INVALID_PARAMETERS, "
+                                                         "DEVICE_NOT_FOUND, DEVICE_BUSY, INFERENCE_FAILED, ..."},
+                                                "message": {"type": "string"}, "details": ANY}},
+                       "request_id": REQUEST_ID}}),
 }
 
 DESCRIPTIONS = {

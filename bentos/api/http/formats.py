@@ -6,6 +6,7 @@
 - seed 002 (auth, users, ...):             {"error": {code, message, details, timestamp, request_id}}
 - seed 003 (TTSKit, ``/api/v1``):           {"detail": msg, "error_type": type, "request_id": id}
 - OpenAI-compatible (``/v1``):              {"error": {message, type, param, code}}, what OpenAI's clients parse
+- seed 004 (devices, ``/api/device`` ...):  {"success": false, "error": {code, message, details}}
 """
 
 from __future__ import annotations
@@ -58,3 +59,15 @@ def openai(status: int, message: str, code: str, details: Any, rid: str) -> dict
     fields = [d["field"] for d in details if isinstance(d, dict) and "field" in d] if isinstance(details, list) else []
     param = (details.get("field") if isinstance(details, dict) else None) or (fields[0] if fields else None)
     return {"error": {"message": message, "type": kind, "param": param, "code": code.lower()}, "request_id": rid}
+
+
+# seed 004's codes for the generic ones (its own, e.g. DEVICE_NOT_FOUND, pass through)
+DEVICE_CODES = {"VALIDATION_ERROR": "INVALID_PARAMETERS", "BAD_REQUEST": "INVALID_PARAMETERS",
+                "RATE_LIMITED": "RATE_LIMIT_EXCEEDED", "PAYLOAD_TOO_LARGE": "INVALID_PARAMETERS"}
+
+
+def devices(status: int, message: str, code: str, details: Any, rid: str) -> dict:
+    if status >= 500 and not isinstance(details, dict):  # the seed's 500s carry the error and a correlation id
+        details = {"pythonError": details, "correlationId": rid}
+    return {"success": False, "error": {"code": DEVICE_CODES.get(code, code), "message": message, "details": details},
+            "request_id": rid}

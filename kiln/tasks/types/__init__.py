@@ -6,8 +6,8 @@ from kiln.tasks.registry import TaskRegistry
 
 
 def register_all(registry: TaskRegistry) -> None:
-    from kiln.tasks.types import data, generation, pipeline, speech, training, wait
+    from kiln.tasks.types import data, devices, generation, pipeline, speech, training, wait
 
-    for module in (data, pipeline, speech, wait, generation, training):
+    for module in (data, pipeline, speech, wait, generation, training, devices):
         for task_type in module.TYPES:
             registry.register(task_type)
