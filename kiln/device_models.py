@@ -177,12 +177,12 @@ def load_on(model: DeviceModel, torch_device: str) -> Loaded:
             where = Placement(torch_device, "float16" if cuda else "float32", attention_slicing=not cuda, cpu_offload=False)
             runner = HubPipeline.load(model.path, model.name, where)
         else:
-            if torch_device != "cpu":
-                raise InvalidParameters("deviceId", torch_device, "cpu", f"Model '{model.name}' ({model.model_type}) "
-                                        "is served by an engine that runs on the CPU only; load it on cpu-0")
             from kiln.engines import load_engine
 
-            runner = load_engine(model.task, model.path, model.name)
+            runner = load_engine(model.task, model.path, model.name, device=torch_device)
+            if runner.device != torch_device:  # no torch weights (ONNX Runtime, OpenCV, dlib): it cannot move
+                raise InvalidParameters("deviceId", torch_device, runner.device, f"Model '{model.name}' "
+                                        f"({model.model_type}) runs on {runner.device} only; load it on cpu-0")
     except KilnError:
         raise
     except Exception as exc:  # corrupt or partial weights: say which model

@@ -22,11 +22,13 @@ def engine_classes() -> dict[str, type[Engine]]:
                                       ImageClassificationEngine, ObjectDetectionEngine, FaceEngine)}
 
 
-def load_engine(task: str, path: Path, name: str) -> Engine:
+def load_engine(task: str, path: Path, name: str, device: str = "cpu") -> Engine:
+    """The engine of a stored model, its weights on ``device`` (serving passes KILN_DEVICE's; the pipeline's
+    evaluation and export run on the CPU, where the ONNX variants they compare against run)."""
     classes = engine_classes()
     if task not in classes:
         raise KilnError(f"No engine serves task '{task}' (model '{name}'). Known tasks: {sorted(classes)}")
-    return classes[task].load(Path(path), name=name)
+    return classes[task].load(Path(path), name=name).place(device)
 
 
 __all__ = ["Engine", "engine_classes", "load_engine"]

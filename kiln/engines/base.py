@@ -106,6 +106,15 @@ class Engine(ABC):
         """The torch module that holds the weights, for the counts below (None: not a torch model)."""
         return getattr(self, "model", None)
 
+    def place(self, device: str) -> Engine:
+        """Move the weights to ``device`` (a torch device: "cpu", "cuda:0"); ``predict`` then sends its inputs
+        there. An engine without torch weights (ONNX Runtime, OpenCV, dlib) runs where its runtime does: the CPU."""
+        module = self.torch_module()
+        if module is not None and device != self.device:
+            module.to(device)
+            self.device = device
+        return self
+
     @property
     def parameters(self) -> int:
         module = self.torch_module()

@@ -40,7 +40,7 @@ class TorchClassifierEngine(Engine):
         import torch
 
         with torch.inference_mode():
-            features = torch.tensor(items, dtype=torch.float32) * self.scale
+            features = torch.tensor(items, dtype=torch.float32, device=self.device) * self.scale
             probabilities = torch.softmax(self.module(features), dim=1)
         return class_results(probabilities.tolist(), self.labels)
 

@@ -40,12 +40,13 @@ class SentenceEmbeddingEngine(Engine):
             batch = self.tokenizer(
                 texts, padding=True, truncation=True, max_length=self.max_seq_length, return_tensors="pt"
             )
+            batch = {key: batch[key].to(self.device) for key in ("input_ids", "attention_mask")}
             hidden = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
             if self.normalize:
                 pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
-        return pooled
+        return pooled.cpu()
 
     def predict(self, items: list[str]) -> list[dict[str, Any]]:
         return embedding_results(self.encode(items).tolist())

@@ -41,8 +41,9 @@ class TextClassifierEngine(Engine):
 
         with torch.inference_mode():
             batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+            batch = {key: batch[key].to(self.device) for key in ("input_ids", "attention_mask")}
             logits = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-            return torch.softmax(logits, dim=-1)
+            return torch.softmax(logits, dim=-1).cpu()
 
     def predict(self, items: list[str]) -> list[dict[str, Any]]:
         return text_class_results(self.probabilities(items).tolist(), self.labels)

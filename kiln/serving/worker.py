@@ -39,6 +39,10 @@ class Worker:
         self.described: dict[str, dict[str, Any]] = {}
         self.variant_override: dict[str, str] = {}  # set by the optimize action, cleared by retry
         parse_choice(settings.serve_variant, "")  # a misspelt KILN_SERVE_VARIANT fails at start, not on first load
+        from kiln.device_registry import resolve_setting
+
+        # KILN_DEVICE, resolved once: a CUDA device this torch cannot use fails the start, with the reason
+        self.device, self.device_reason = resolve_setting(settings.device)
         # Threads for the extra instances a split batch runs on (the calling thread runs the first).
         self.executor = ThreadPoolExecutor(max(1, settings.max_instances - 1), thread_name_prefix="kiln-split")
         self.autoscaler = Autoscaler(
@@ -74,6 +78,8 @@ class Worker:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     def _variant_for(self, spec: Any) -> str:
+        if self.device != "cpu":  # the exported variants run on ONNX Runtime's CPU provider: on a GPU, the eager model
+            return EAGER
         if spec.name in self.variant_override:
             return self.variant_override[spec.name]
         path = getattr(spec, "path", None)
@@ -89,6 +95,8 @@ class Worker:
             engine.variant, engine.variant_info = EAGER, {"variant": EAGER}
         else:
             engine = load_variant(spec.name, spec.task, spec.path, variant, lambda: self.load_engine(spec), threads)
+        if engine.variant == EAGER:
+            engine.place(self.device)
         self.described[spec.name] = engine.describe()
         log.info("model loaded", extra={"model_name": spec.name, "variant": engine.variant,
                                         "load_seconds": round(time.perf_counter() - started, 3)})

@@ -56,8 +56,9 @@ class ImageClassifier:
     def logits(self, batch: np.ndarray) -> np.ndarray:
         import torch
 
+        device = next(self.module.parameters()).device  # where Engine.place put the weights
         with torch.inference_mode():
-            return self.forward(torch.from_numpy(batch)).float().numpy()
+            return self.forward(torch.from_numpy(batch).to(device)).float().cpu().numpy()
 
     def forward(self, batch: Any) -> Any:
         return self.module(batch)

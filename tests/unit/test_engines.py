@@ -102,3 +102,41 @@ def test_minilm_passes_the_triplet_sanity_check(minilm):
     metrics = evaluate_embedding(minilm, WORKSPACE / "assets" / "eval" / "sentence_triplets.jsonl")
     assert metrics["pair_ranking_accuracy"] >= 0.9
     assert metrics["mean_positive_cosine"] > metrics["mean_negative_cosine"] + 0.3
+
+
+def test_an_engine_is_placed_on_the_device_it_is_given(trained_digits: Path):
+    import torch
+
+    engine = load_engine("classification", trained_digits, "digits")
+    assert engine.device == "cpu" and engine.describe()["device"] == "cpu"
+    assert engine.place("meta") is engine  # a device without data: only where the weights went is checked
+    assert engine.device == "meta" and all(p.device.type == "meta" for p in engine.module.parameters())
+    assert engine.describe()["device"] == "meta"
+    assert torch.device("meta") == next(engine.module.parameters()).device
+
+
+def test_kiln_device_decides_where_the_model_worker_places_its_engines(tmp_path: Path):
+    import torch
+
+    from kiln.errors import BadRequest
+    from kiln.serving.worker import Worker
+    from kiln.settings import Settings
+
+    worker = Worker(Settings(home=tmp_path, device="auto"), dict, load_engine)
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert worker.device.startswith(expected) and "KILN_DEVICE=auto" in worker.device_reason
+    worker.stop()
+    if not torch.cuda.is_available():  # this torch cannot use CUDA: asking for it fails the start, saying why
+        with pytest.raises(BadRequest, match="KILN_DEVICE=cuda:0"):
+            Worker(Settings(home=tmp_path, device="cuda:0"), dict, load_engine)
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU that torch can use")
+def test_the_digits_classifier_answers_the_same_on_the_gpu(trained_digits: Path):
+    from sklearn.datasets import load_digits
+
+    items = load_digits().data[:16].tolist()
+    cpu = load_engine("classification", trained_digits, "digits").predict(items)
+    gpu = load_engine("classification", trained_digits, "digits", device="cuda:0").predict(items)
+    assert [r["prediction"] for r in gpu] == [r["prediction"] for r in cpu]
+    assert max(abs(a - b) for r, s in zip(cpu, gpu) for a, b in zip(r["probabilities"], s["probabilities"])) < 1e-4
