@@ -101,10 +101,8 @@ def _upscale(body: UpscaleRequest, settings: Any) -> dict[str, Any]:
 
     device = usable_device(body.device_id)
     image = decode_image(body.image_data, settings.vision_max_pixels)
-    try:
-        from kiln.upscaling import UnknownUpscaler, upscale
-    except ImportError as exc:
-        raise KilnError(f"Upscaling is not installed in this server ({exc})") from None
+    from kiln.upscaling import InvalidUpscale, UnknownUpscaler, upscale
+
     started = time.perf_counter()
     try:
         result = upscale(image, body.upscale_model, body.upscale_factor, device.torch_device,
@@ -112,17 +110,16 @@ def _upscale(body: UpscaleRequest, settings: Any) -> dict[str, Any]:
     except UnknownUpscaler as exc:
         raise NotFound(f"Unknown upscaleModel '{body.upscale_model}'",
                        {"upscaleModel": body.upscale_model, "availableModels": list(exc.available)}) from None
-    except KilnError:
-        raise
-    except ValueError as exc:
-        raise InvalidParameters("upscaleFactor" if "factor" in str(exc).lower() else "imageData",
-                                body.upscale_factor if "factor" in str(exc).lower() else None, "supported",
-                                f"Invalid parameters: {exc}") from None
+    except InvalidUpscale as exc:  # its fields in the seed's words
+        field = {"factor": "upscaleFactor", "image": "imageData", "device": "deviceId"}.get(exc.field, exc.field)
+        raise InvalidParameters(field, exc.details.get("value"), exc.details.get("constraint") or "supported",
+                                f"Invalid {field}: {exc}") from None
     seconds = time.perf_counter() - started
     out = result.image
     return {"upscaledImage": {"imageData": encode_png(out), "format": "png", "width": out.width, "height": out.height},
             "processingTime": round(seconds, 4), "upscaleModel": result.upscaler, "upscaleFactor": body.upscale_factor,
             "method": result.method, "tiles": result.tiles, "oomRetries": result.oom_retries,
+            "architecture": result.architecture, "precision": result.precision, "note": result.note or None,
             "deviceId": device.id, "source": {"width": image.width, "height": image.height}}
 
 

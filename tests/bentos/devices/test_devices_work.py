@@ -78,6 +78,11 @@ def test_upscale_with_a_stored_network_is_reported_as_a_model_and_counted(client
                                                             "upscaleFactor": 2, "deviceId": "cpu-0"}).json()["data"]
     assert data["method"] == "model" and data["upscaleModel"] == "tiny-esrgan-x2" and data["tiles"] >= 1
     assert png_of(data["upscaledImage"]["imageData"]).size == (40, 24)
+    assert data["architecture"] == "SRVGGNetCompact" and data["precision"] == "fp32" and data["note"] is None
+    beyond = error_of(client.post("/api/postprocessing/upscale", json={  # a x2 network cannot make x4
+        "imageData": png_b64((20, 12)), "upscaleModel": "tiny-esrgan-x2", "upscaleFactor": 4, "deviceId": "cpu-0"}),
+        400, "INVALID_PARAMETERS")
+    assert beyond["details"]["field"] == "upscaleFactor" and "upscaleFactor" in beyond["message"]
     assert "tiny-esrgan-x2" in client.get("/api/postprocessing/upscale/models").json()["data"]
     cpu = client.get("/api/memory/status").json()["data"]["devices"][0]
     assert cpu["kiln"]["bytes"]["upscalers"] > 0
