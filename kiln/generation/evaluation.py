@@ -68,6 +68,13 @@ def sample_grid(samples: Any, per_class: int, columns: int = 10, title: str = ""
 def judge_engine(store: Any) -> Any:
     """The ``example`` classifier of this workspace's model store (its champion when one is marked)."""
     from kiln.engines import load_engine
+
+    chosen = judge_model(store)
+    return load_engine(chosen.task, chosen.path, JUDGE_MODEL)
+
+
+def judge_model(store: Any) -> Any:
+    """The stored version of the judge that ``judge_engine`` loads."""
     from kiln.errors import KilnError
 
     versions = store.versions(JUDGE_MODEL)
@@ -76,5 +83,4 @@ def judge_engine(store: Any) -> Any:
                         f"model store ({store.root}): run the pipeline for '{JUDGE_MODEL}' first "
                         f"(`kiln pipeline --model {JUDGE_MODEL}`)")
     champions = [m for m in versions if m.info.get("champion")]
-    chosen = (champions or versions)[-1]
-    return load_engine(chosen.task, chosen.path, JUDGE_MODEL)
+    return (champions or versions)[-1]

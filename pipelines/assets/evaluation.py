@@ -83,28 +83,42 @@ def evaluation(
 def _evaluate_generation(context, entry, candidate: StoredModel, kiln: KilnWorkspace, tracker, per_class: int):
     """The digits diffusion model: conditional accuracy as read by the `example` classifier (100 samples per
     class, DDIM 25 steps, the model's default guidance), per-digit accuracies, and a sample grid PNG in its MLflow run."""
-    from kiln.generation.evaluation import evaluate_digits_generation, judge_engine, sample_grid
+    from kiln.generation.evaluation import evaluate_digits_generation, judge_engine, judge_model, sample_grid
 
     if not (candidate.path / "kiln-generation.json").is_file():
         raise dg.Failure(f"'{entry.name}' is a {candidate.task} model Kiln does not train; no evaluation is defined "
                          "for hub pipelines (they are served as they are)")
-    judge = judge_engine(kiln.store())
-    metrics, samples = evaluate_digits_generation(candidate.path, judge, per_class=per_class)
+    store = kiln.store()
+    candidate = store.find(candidate.name, candidate.fingerprint) or candidate  # its manifest as stored now
+    judged_by = judge_model(store)
+    # Sampling 1,000 images takes minutes: the same model judged by the same judge keeps its figures (and its run
+    # keeps its sample grid), as the other stages reuse what did not change.
+    key = {"model_sha256": candidate.sha256, "judge": judged_by.version, "judge_sha256": judged_by.sha256,
+           "per_class": per_class}
+    earlier = candidate.info.get("generation_evaluation") or {}
     run_id = candidate.info["mlflow_run_id"]
-    value = metrics[entry.primary_metric]
-    with tracker.run(run_name=entry.name, run_id=run_id):
-        tracker.log_metrics({f"eval_{key}": v for key, v in metrics.items()})
-        import mlflow as mlflow_lib
+    reused = earlier.get("key") == key
+    if reused:
+        metrics = earlier["metrics"]
+    else:
+        judge = judge_engine(store)
+        metrics, samples = evaluate_digits_generation(candidate.path, judge, per_class=per_class)
+        with tracker.run(run_name=entry.name, run_id=run_id):
+            tracker.log_metrics({f"eval_{name}": v for name, v in metrics.items()})
+            import mlflow as mlflow_lib
 
-        mlflow_lib.log_figure(sample_grid(samples, per_class, title=f"{entry.name}: conditional accuracy {value:.3f}"),
-                              "evaluation/sample_grid.png")
-    context.log.info(f"{entry.name}: {metrics}")
+            title = f"{entry.name}: conditional accuracy {metrics[entry.primary_metric]:.3f}"
+            mlflow_lib.log_figure(sample_grid(samples, per_class, title=title), "evaluation/sample_grid.png")
+        store.set_info(candidate, generation_evaluation={"key": key, "metrics": metrics})
+    value = metrics[entry.primary_metric]
+    context.log.info(f"{entry.name}: {metrics}{' (reused: same model, same judge)' if reused else ''}")
     yield dg.Output(
         metrics,
         metadata={
             **{key: dg.MetadataValue.float(round(v, 4)) for key, v in metrics.items()},
             "primary_metric": entry.primary_metric,
-            "judge": f"{judge.name} ({judge.parameters} parameters)",
+            "judge": f"{judged_by.name} {judged_by.version}",
+            "reused": reused,
             "mlflow_run": dg.MetadataValue.url(tracker.run_url(run_id)),
             "mlflow_artifact": "evaluation/sample_grid.png",
         },

@@ -57,3 +57,12 @@ def test_digits_diffusion_is_trained_judged_registered_and_packaged(built_worksp
     served = GenerationModels(store).stored()["digits-diffusion"]
     assert store.versions("digits-diffusion")[-1].info["champion"] is True
     assert served.version == store.versions("digits-diffusion")[-1].version
+
+    # Run again with nothing changed: the same model judged by the same judge keeps its figures (no resampling)
+    again = dg.materialize(graph, selection=["evaluation"], partition_key="digits-diffusion", resources=resources,
+                           instance=built_workspace, run_config={"ops": {"evaluation": run_config["ops"]["evaluation"]}},
+                           raise_on_error=False)
+    assert again.success, [e.message for e in again.all_events if e.is_failure]
+    rejudged = next(e.materialization.metadata for e in again.get_asset_materialization_events())
+    assert rejudged["reused"].value is True and rejudged["conditional_accuracy"].value == judged["conditional_accuracy"].value
+    assert judged["reused"].value is False
