@@ -26,3 +26,12 @@ def register_candidate(args) -> str:
         run_id = run.info.run_id
     barrier.wait(timeout=BARRIER_TIMEOUT_S)  # both registrations start together
     return tracker.register(model, run_id, "accuracy", value).version
+
+
+def race_in_process(args, results) -> None:
+    """A spawned process's entry: the candidate's version, or the error that stopped it, on ``results``."""
+    seed = args[4]
+    try:
+        results.put((seed, True, register_candidate(args)))
+    except BaseException as exc:  # reported to the test, which fails with it instead of waiting
+        results.put((seed, False, f"{type(exc).__name__}: {exc}"))
