@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import tempfile
 from pathlib import Path
@@ -49,6 +50,26 @@ def pytest_unconfigure(config):
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(_EXIT_STATUS[-1])
+
+
+STOP_SIGNALS_AT_START = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+
+
+def _restore_stop_signals() -> None:
+    for signum, handler in STOP_SIGNALS_AT_START.items():
+        if handler is not signal.SIG_IGN and signal.getsignal(signum) is signal.SIG_IGN:
+            signal.signal(signum, handler)
+
+
+@pytest.fixture(autouse=True)
+def _no_ignored_stop_signals():
+    """A library that leaves SIGTERM or SIGINT ignored in this process makes every child started afterwards
+    ignore it too (SIG_IGN survives exec), and a later test's stop never arrives: seen once in a full run, where
+    the kill of a supervised server's worker went unanswered. What the session started with is put back, before
+    each test (a fixture's setup may have done it) and after."""
+    _restore_stop_signals()
+    yield
+    _restore_stop_signals()
 
 
 @pytest.fixture(scope="session")
