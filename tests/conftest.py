@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import tempfile
+import warnings
 from pathlib import Path
 
 import pytest
@@ -55,21 +56,28 @@ def pytest_unconfigure(config):
 STOP_SIGNALS_AT_START = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
 
 
-def _restore_stop_signals() -> None:
+def _restore_stop_signals() -> list[str]:
+    restored = []
     for signum, handler in STOP_SIGNALS_AT_START.items():
         if handler is not signal.SIG_IGN and signal.getsignal(signum) is signal.SIG_IGN:
             signal.signal(signum, handler)
+            restored.append(signal.Signals(signum).name)
+    return restored
 
 
 @pytest.fixture(autouse=True)
-def _no_ignored_stop_signals():
+def _no_ignored_stop_signals(request):
     """A library that leaves SIGTERM or SIGINT ignored in this process makes every child started afterwards
     ignore it too (SIG_IGN survives exec), and a later test's stop never arrives: seen once in a full run, where
     the kill of a supervised server's worker went unanswered. What the session started with is put back, before
-    each test (a fixture's setup may have done it) and after."""
-    _restore_stop_signals()
+    each test (a fixture's setup may have done it) and after, with a warning naming the test, so the warnings
+    summary says where it happens."""
+    if restored := _restore_stop_signals():
+        warnings.warn(f"{', '.join(restored)} was ignored when {request.node.nodeid} started (a fixture's setup "
+                      "or a background thread of an earlier test); put back", stacklevel=1)
     yield
-    _restore_stop_signals()
+    if restored := _restore_stop_signals():
+        warnings.warn(f"{', '.join(restored)} was left ignored by {request.node.nodeid}; put back", stacklevel=1)
 
 
 @pytest.fixture(scope="session")
