@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import threading
 from pathlib import Path
@@ -166,10 +167,10 @@ class OpenAIWhisperEngine(STTEngine):
 
     def __init__(self, store_dir: Path, temperature_fallback: bool = True):
         self.temperatures = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0) if temperature_fallback else (0.0,)
-        try:
-            import whisper  # noqa: F401
-        except ImportError as exc:
-            raise Unavailable("openai-whisper is not installed: `pip install openai-whisper`.") from exc
+        # find_spec, not import: importing whisper imports torch and numba (1-2 s of the audio service's start)
+        # and is wasted when no checkpoint is stored, which is the default
+        if importlib.util.find_spec("whisper") is None:
+            raise Unavailable("openai-whisper is not installed: `pip install openai-whisper`.")
         stored = stored_models(store_dir, "*.pt")
         self._paths = {name: path for name, (path, _) in stored.items()}
         self.sizes = {name: size for name, (_, size) in stored.items()}
