@@ -7,31 +7,15 @@ import logging
 
 import bentoml
 
-from bentos import prometheus
-from bentos.api import create_app
-from bentos.api.http.access import BentoRoutesLayer
-from bentos.api.http.backends import Backends, install_backends
-from bentos.api.tasks.events import EventStream
+from bentos.api import app_shell, assemble
 from bentos.audio import AudioService
-from bentos.clients import ModelRegistry, SpeechClient, WorkerClient
-from bentos.models import served_models
 from bentos.options import tracing
 from bentos.worker import ModelWorker
-from kiln.catalog import load_catalog
-from kiln.filestore.store import FileStore
-from kiln.integrations.dagster_graphql import DagsterGraphQL
-from kiln.logs import LogDirectory, setup_logging
-from kiln.scaling.service import ScalingService
-from kiln.serving.download_records import DownloadRecords
-from kiln.serving.downloads import DownloadManager
 from kiln.settings import get_settings
-from kiln.store import ModelStore
-from kiln.tasks.runner import Reaper
-from kiln.tasks.service import TaskService
-from kiln.tasks.worker import start_embedded
-from kiln.vision.records import FaceRegistry
 
-app = create_app()
+# BentoML imports this module in every process it starts (its arbiter, the model worker, the audio service):
+# the app is an empty shell here, and the gateway fills it (routes, backends) in its own process only.
+app = app_shell()
 log = logging.getLogger("kiln.gateway")
 
 
@@ -45,7 +29,26 @@ class Gateway:
     audio = bentoml.depends(AudioService)
 
     def __init__(self) -> None:
+        from bentos import prometheus
+        from bentos.api.http.backends import Backends, install_backends
+        from bentos.api.tasks.events import EventStream
+        from bentos.clients import ModelRegistry, SpeechClient, WorkerClient
+        from bentos.models import served_models
+        from kiln.catalog import load_catalog
+        from kiln.filestore.store import FileStore
+        from kiln.integrations.dagster_graphql import DagsterGraphQL
+        from kiln.logs import LogDirectory, setup_logging
+        from kiln.scaling.service import ScalingService
+        from kiln.serving.download_records import DownloadRecords
+        from kiln.serving.downloads import DownloadManager
+        from kiln.store import ModelStore
+        from kiln.tasks.runner import Reaper
+        from kiln.tasks.service import TaskService
+        from kiln.tasks.worker import start_embedded
+        from kiln.vision.records import FaceRegistry
+
         settings = get_settings()
+        assemble(app, settings)
         setup_logging("gateway", settings.logs_dir, settings.log_level, settings.log_max_bytes, settings.log_backups)
         logging.getLogger("uvicorn.access").disabled = True  # kiln.access writes one structured line per request
         self.backends = Backends(
@@ -85,4 +88,12 @@ class Gateway:
             self.task_workers.stop(graceful=True)
 
 
-Gateway.add_asgi_middleware(BentoRoutesLayer, api=app)  # BentoML's own routes: /metrics, /livez, ...
+def bento_routes_layer(inner, api):
+    """Kiln's HTTP layer and permission checks on BentoML's own routes (/metrics, /livez, ...), imported when
+    BentoML builds the gateway's server, not when a process imports this module."""
+    from bentos.api.http.access import BentoRoutesLayer
+
+    return BentoRoutesLayer(inner, api=api)
+
+
+Gateway.add_asgi_middleware(bento_routes_layer, api=app)

@@ -169,6 +169,7 @@ class BentoModelStore(dg.ConfigurableResource):
         for existing in existing_bentos:
             if existing.info.labels.get("kiln_champions") == digest:
                 return BuiltBento(str(existing.tag), True, models, runs, str(existing.path))
+        assemble_gateway_routes()
         labels = {"kiln_champions": digest, "dagster_run_id": dagster_run_id}
         labels |= {f"mlflow_run_id.{name}": run for name, run in runs.items()}
         labels |= {f"{TRAINING_DAGSTER_RUN_LABEL}.{name}": run for name, run in trained_by.items()}
@@ -214,3 +215,12 @@ def package_variants(optimized: StoredModel, variants: dict, target: Path) -> No
 
 def bento_model_name(kiln_name: str) -> str:
     return f"kiln-{kiln_name}".replace(".", "-").replace("_", "-")
+
+
+def assemble_gateway_routes() -> None:
+    """BentoML writes the routes of the gateway's mounted app into the bento's schema; the gateway module
+    leaves that app empty until the gateway process starts (bentos.api.app_shell), so fill it first."""
+    from bentos.api import assemble
+    from bentos.gateway import app
+
+    assemble(app)

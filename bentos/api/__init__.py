@@ -10,20 +10,16 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
-from bentos.api.http import docs, errors, layer
-from bentos.api.http.access import AccessMiddleware
-from bentos.api.http.request_log import Traffic
-from bentos.api.surfaces import SURFACES, permission_rules
 from kiln import __version__
-from kiln.access import warn_if_exposed
-from kiln.access.ratelimit import RateLimiter
-from kiln.access.service import AccessControl
 from kiln.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 
 @asynccontextmanager
@@ -34,9 +30,19 @@ async def lifespan(app: FastAPI):
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    app = app_shell(settings)
+    assemble(app, settings)
+    return app
+
+
+def app_shell(settings: Settings | None = None) -> FastAPI:
+    """The FastAPI app without its routes: cheap to make. The gateway module makes it at import (BentoML
+    mounts it then) and ``assemble`` fills it in the gateway process only, because BentoML imports that
+    module in every process it starts, and the routers of every surface cost seconds of each one's start."""
+    from fastapi import FastAPI
+
     settings = settings or get_settings()
-    access = AccessControl(settings)  # raises InsecureConfiguration: production refuses a default JWT secret
-    app = FastAPI(
+    return FastAPI(
         title="Kiln",
         version=__version__,
         description="Kiln's HTTP API: the union of its five API documents (prediction, speech, users and keys, "
@@ -45,7 +51,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         root_path=settings.api_root_path,
         lifespan=lifespan,
     )
-    app.state.access = access
+
+
+def assemble(app: FastAPI, settings: Settings | None = None) -> None:
+    """Access control, the routers of every surface, docs, errors and the HTTP layer, once per app."""
+    from bentos.api.http import docs, errors, layer
+    from bentos.api.http.access import AccessMiddleware
+    from bentos.api.http.request_log import Traffic
+    from bentos.api.surfaces import SURFACES, permission_rules
+    from kiln.access import warn_if_exposed
+    from kiln.access.ratelimit import RateLimiter
+    from kiln.access.service import AccessControl
+
+    if getattr(app.state, "assembled", False):
+        return
+    settings = settings or get_settings()
+    app.state.access = AccessControl(settings)  # raises InsecureConfiguration: production refuses a default JWT secret
     app.state.limiter = RateLimiter(settings) if settings.rate_limiting else None
     app.state.traffic = Traffic()
     rules = permission_rules()
@@ -63,7 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(AccessMiddleware, rules=rules)
     layer.install(app, settings, app.state.traffic)
     warn_if_exposed(settings)
-    return app
+    app.state.assembled = True
 
 
 class OutputFiles(StaticFiles):
