@@ -11,11 +11,15 @@ from bentos.api import app_shell, assemble
 from bentos.audio import AudioService
 from bentos.options import tracing
 from bentos.worker import ModelWorker
+from kiln.access.tokens import refuse_insecure_secret
 from kiln.settings import get_settings
 
 # BentoML imports this module in every process it starts (its arbiter, the model worker, the audio service):
 # the app is an empty shell here, and the gateway fills it (routes, backends) in its own process only.
 app = app_shell()
+# A configuration the gateway would refuse fails here, in BentoML's arbiter, so `kiln serve` exits saying why
+# instead of BentoML restarting a gateway worker that cannot start.
+refuse_insecure_secret(get_settings())
 log = logging.getLogger("kiln.gateway")
 
 

@@ -5,6 +5,7 @@ the gateway can answer the right status for each request of a merged batch inste
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -23,7 +24,19 @@ install_bounded_wait(SETTINGS.batch_max_wait_ms)  # before the server makes its 
 
 
 def load_served(model: ServedModel) -> Any:
+    set_torch_threads()
     return load_engine(model.task, model.path, model.name)
+
+
+@functools.cache
+def set_torch_threads() -> None:
+    """torch's intra-op threads, before the first torch engine loads (not at start: the ONNX variants never
+    import torch, and importing it is a second of the worker's start)."""
+    threads = SETTINGS.torch_threads or SETTINGS.instance_threads
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 @bentoml.service(
@@ -40,13 +53,8 @@ def load_served(model: ServedModel) -> Any:
 )
 class ModelWorker:
     def __init__(self) -> None:
-        import torch
-
         setup_logging("worker", SETTINGS.logs_dir, SETTINGS.log_level, SETTINGS.log_max_bytes, SETTINGS.log_backups)
         logging.getLogger("uvicorn.access").disabled = True  # kiln.access writes one structured line per request
-        threads = SETTINGS.torch_threads or SETTINGS.instance_threads
-        if threads:
-            torch.set_num_threads(threads)
         self.core = Worker(SETTINGS, served_models, load_served)
         self.autoscaler = self.core.autoscaler
         self.core.start()

@@ -27,6 +27,15 @@ SECRET_FILE = "jwt_secret"
 
 def resolve_secret(settings: Settings) -> str:
     """KILN_JWT_SECRET; else (outside production) a random secret created once under KILN_HOME with mode 0600."""
+    refuse_insecure_secret(settings)
+    configured = settings.jwt_secret.get_secret_value() if settings.jwt_secret else ""
+    if configured:
+        return configured
+    return persisted_secret(settings.home_dir / SECRET_FILE)
+
+
+def refuse_insecure_secret(settings: Settings) -> None:
+    """InsecureConfiguration in production without a strong KILN_JWT_SECRET."""
     configured = settings.jwt_secret.get_secret_value() if settings.jwt_secret else ""
     if settings.environment == "production":
         if not configured:
@@ -36,9 +45,6 @@ def resolve_secret(settings: Settings) -> str:
                 f"KILN_JWT_SECRET is a default or shorter than {MIN_PRODUCTION_SECRET_LENGTH} characters: "
                 "refusing to start in production (generate one with `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
             )
-    if configured:
-        return configured
-    return persisted_secret(settings.home_dir / SECRET_FILE)
 
 
 def persisted_secret(path: Path, generate=lambda: secrets.token_urlsafe(48)) -> str:

@@ -41,8 +41,10 @@ class Worker:
         parse_choice(settings.serve_variant, "")  # a misspelt KILN_SERVE_VARIANT fails at start, not on first load
         from kiln.device_registry import resolve_setting
 
-        # KILN_DEVICE, resolved once: a CUDA device this torch cannot use fails the start, with the reason
-        self.device, self.device_reason = resolve_setting(settings.device)
+        # KILN_DEVICE, resolved once: a CUDA device this torch cannot use fails the start, with the reason;
+        # "auto" is resolved at the first load (it asks torch, and importing torch is a second of every cold
+        # start that the ONNX variants and the routes never need)
+        self._placement = None if settings.device == "auto" else resolve_setting(settings.device)
         # Threads for the extra instances a split batch runs on (the calling thread runs the first).
         self.executor = ThreadPoolExecutor(max(1, settings.max_instances - 1), thread_name_prefix="kiln-split")
         self.autoscaler = Autoscaler(
@@ -70,6 +72,21 @@ class Worker:
         self.traffic.start()
         log.info("model worker ready", extra={"models": sorted(self.autoscaler.specs), "preloaded": wanted,
                                              "idle_ttl_seconds": self.settings.idle_ttl_seconds})
+
+    @property
+    def device(self) -> str:
+        return self._resolved_placement()[0]
+
+    @property
+    def device_reason(self) -> str:
+        return self._resolved_placement()[1]
+
+    def _resolved_placement(self) -> tuple[str, str]:
+        if self._placement is None:
+            from kiln.device_registry import resolve_setting
+
+            self._placement = resolve_setting(self.settings.device)
+        return self._placement
 
     def stop(self) -> None:
         self.autoscaler.stop()

@@ -40,3 +40,10 @@ def test_the_audio_service_does_not_import_openai_whisper_without_a_checkpoint(t
             "speech = Speech(Settings())\nassert not speech.registry.stt['whisper'].available")
     assert "whisper" not in imported_after(code, tmp_path)
     assert "torch" not in imported_after(code, tmp_path)
+
+
+def test_the_model_worker_starts_without_importing_torch(tmp_path):
+    """KILN_DEVICE=auto is resolved and torch's threads are set at the first load, not at start."""
+    code = "import os\nfrom bentos.worker import ModelWorker\nworker = ModelWorker.inner()"
+    assert "torch" not in imported_after(code + "\nworker.core.stop()", tmp_path)
+    assert "torch" in imported_after(code + "\nassert worker.core.device == 'cpu'\nworker.core.stop()", tmp_path)
