@@ -310,6 +310,7 @@ class Settings(BaseSettings):
     api_proxy_headers: bool = Field(False, description="Trust X-Forwarded-For/-Proto from api_forwarded_allow_ips")
     api_forwarded_allow_ips: str = Field("127.0.0.1", description="Comma-separated proxies trusted for forwarded headers, or *")
     api_root_path: str = Field("", description="ASGI root_path when served behind a path prefix")
+    api_access_log: bool = Field(True, description="One log line per request (kiln api --no-access-log turns it off)")
 
     @property
     def explicit_home(self) -> bool:

@@ -81,5 +81,6 @@ def api_command(settings: Settings, *, host: str, port: int, workers: int = 1, r
         "KILN_API_PROXY_HEADERS": "true" if proxy_headers else "false",
         "KILN_API_FORWARDED_ALLOW_IPS": forwarded_allow_ips or "127.0.0.1",
         "KILN_API_ROOT_PATH": root_path or "",
+        "KILN_API_ACCESS_LOG": "true" if access_log else "false",  # Kiln's own line per request (BentoML's is off)
     }
     return command, env

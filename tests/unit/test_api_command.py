@@ -33,6 +33,7 @@ def test_options_map_to_flags_config_and_settings(tmp_path):
     assert services["ssl"] == {"enabled": True, "certfile": str(cert), "keyfile": str(key), "ciphers": "TLSv1.2"}
     assert json.loads(env["KILN_API_HEADERS"]) == ["X-API-Version: v1"]
     assert env["KILN_API_FORWARDED_ALLOW_IPS"] == "*" and env["KILN_API_ROOT_PATH"] == "/tts"
+    assert env["KILN_API_ACCESS_LOG"] == "false"
     assert "--quiet" in build(log_level="warning")[0] and "--reload" in build(reload=True)[0]
 
 

@@ -61,7 +61,7 @@ def middleware(settings: Settings, traffic: Traffic | None = None) -> Iterator[t
     extra = [tuple(part.strip() for part in header.split(":", 1)) for header in settings.api_headers]
     if extra:
         yield ExtraHeaders, {"headers": extra}
-    yield RequestLogMiddleware, {"traffic": traffic}
+    yield RequestLogMiddleware, {"traffic": traffic, "log_requests": settings.api_access_log}
 
 
 def install(app: Any, settings: Settings, traffic: Traffic) -> None:

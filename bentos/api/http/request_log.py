@@ -39,9 +39,10 @@ class RequestLogMiddleware:
     access log, which the services turn off.
     """
 
-    def __init__(self, app, traffic: Traffic | None = None) -> None:
+    def __init__(self, app, traffic: Traffic | None = None, log_requests: bool = True) -> None:
         self.app = app
         self.traffic = traffic or Traffic()
+        self.log_requests = log_requests  # off: the traffic figures are still kept, only the line is not written
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] == "websocket":
@@ -74,13 +75,14 @@ class RequestLogMiddleware:
                 route = getattr(scope.get("route"), "path", None) or "unmatched"
                 for observe in self.traffic.observers:
                     observe(scope.get("method", ""), route, status, seconds)
-            headers = dict(scope.get("headers") or [])
-            state = scope.get("state") or {}
-            rid = state.get("request_id") or headers.get(b"x-request-id", b"").decode("latin-1") or None
-            path = scope.get("path", "")
-            access.info(
-                "%s %s %s", scope.get("method"), path, status,
-                extra={"method": scope.get("method"), "path": path, "status": status,
-                       "duration_ms": round(1000 * seconds, 3), "request_id": rid},
-            )
+            if self.log_requests:
+                headers = dict(scope.get("headers") or [])
+                state = scope.get("state") or {}
+                rid = state.get("request_id") or headers.get(b"x-request-id", b"").decode("latin-1") or None
+                path = scope.get("path", "")
+                access.info(
+                    "%s %s %s", scope.get("method"), path, status,
+                    extra={"method": scope.get("method"), "path": path, "status": status,
+                           "duration_ms": round(1000 * seconds, 3), "request_id": rid},
+                )
 
