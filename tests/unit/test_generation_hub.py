@@ -69,3 +69,23 @@ def test_a_folder_that_is_no_pipeline_is_refused(tmp_path):
     (tmp_path / "model_index.json").write_text('{"_class_name": "FluxPipeline"}')
     with pytest.raises(KilnError, match="'FluxPipeline' is not one Kiln serves"):
         HubPipeline.load(tmp_path, "flux")
+
+
+def test_tiny_stable_video_diffusion_animates_an_image(store, tmp_path_factory):
+    from PIL import Image
+
+    from kiln.errors import InvalidInput
+    from kiln.generation.hub import HubPipeline
+    from tests.bentos.generation.tiny_pipelines import build_image_to_video
+
+    model = stored(store, tmp_path_factory, "tiny-svd", build_image_to_video, "image-to-video")
+    pipeline = HubPipeline.load(model.path, "tiny-svd")
+    assert pipeline.class_name == "StableVideoDiffusionPipeline" and pipeline.task == "image-to-video"
+    still = Image.fromarray((np.random.default_rng(0).random((48, 40, 3)) * 255).astype(np.uint8))
+    steps = []
+    frames = pipeline.image_to_video(still, num_frames=3, fps=6, steps=2, seed=0, on_step=lambda done, total: steps.append(done))
+    again = pipeline.image_to_video(still, num_frames=3, fps=6, steps=2, seed=0)
+    assert len(frames) == 3 and frames[0].size == (32, 32) and steps == [1, 2]
+    assert all(np.array_equal(np.asarray(a), np.asarray(b)) for a, b in zip(frames, again))  # same seed, same clip
+    with pytest.raises(InvalidInput, match="image-to-video pipeline, not text-to-video"):
+        pipeline.text_to_video("a cat", 3, 2, 7.5, 0)

@@ -106,3 +106,34 @@ def build_text_to_video(folder: Path) -> Path:
                                      scheduler=DDIMScheduler(clip_sample=False))
     pipeline.save_pretrained(str(folder / "pipeline"))
     return folder / "pipeline"
+
+
+def build_image_to_video(folder: Path) -> Path:
+    """A StableVideoDiffusionPipeline at 32x32: a spatio-temporal UNet, the temporal-decoder VAE and a tiny CLIP
+    vision encoder with its image processor (channels in multiples of 32: their GroupNorms have 32 groups)."""
+    import torch
+    from diffusers import (
+        AutoencoderKLTemporalDecoder,
+        EulerDiscreteScheduler,
+        StableVideoDiffusionPipeline,
+        UNetSpatioTemporalConditionModel,
+    )
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    torch.manual_seed(0)
+    unet = UNetSpatioTemporalConditionModel(
+        sample_size=16, in_channels=8, out_channels=4, block_out_channels=(32, 64), layers_per_block=1,
+        down_block_types=("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"),
+        up_block_types=("UpBlockSpatioTemporal", "CrossAttnUpBlockSpatioTemporal"), cross_attention_dim=32,
+        num_attention_heads=(2, 4), addition_time_embed_dim=8, projection_class_embeddings_input_dim=24)
+    vae = AutoencoderKLTemporalDecoder(in_channels=3, out_channels=3, block_out_channels=(32, 64), layers_per_block=1,
+                                       down_block_types=("DownEncoderBlock2D",) * 2, latent_channels=4, sample_size=32)
+    encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
+        hidden_size=32, projection_dim=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+        image_size=224, patch_size=32))  # the pipeline resizes its input to 224x224 for the encoder
+    scheduler = EulerDiscreteScheduler(prediction_type="v_prediction", timestep_type="continuous",
+                                       use_karras_sigmas=True, sigma_min=0.002, sigma_max=700.0)
+    pipeline = StableVideoDiffusionPipeline(vae=vae, image_encoder=encoder, unet=unet, scheduler=scheduler,
+                                            feature_extractor=CLIPImageProcessor(size=224, crop_size=224))
+    pipeline.save_pretrained(str(folder / "pipeline"))
+    return folder / "pipeline"
