@@ -10,6 +10,7 @@ import shutil
 import signal
 import socket
 import tempfile
+import traceback
 import warnings
 from pathlib import Path
 
@@ -54,6 +55,19 @@ def pytest_unconfigure(config):
 
 
 STOP_SIGNALS_AT_START = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+_set_signal = signal.signal
+
+
+def _signal_with_a_witness(signum, handler):
+    """signal.signal, plus a warning with the caller's stack when a stop signal is set to SIG_IGN from Python
+    (to find the library that does it in a full run; a native library would show only in the fixture below)."""
+    if handler is signal.SIG_IGN and signum in STOP_SIGNALS_AT_START:
+        warnings.warn(f"{signal.Signals(signum).name} set to SIG_IGN by:\n" + "".join(traceback.format_stack(limit=10)[:-1]),
+                      stacklevel=2)
+    return _set_signal(signum, handler)
+
+
+signal.signal = _signal_with_a_witness
 
 
 def _restore_stop_signals() -> list[str]:
