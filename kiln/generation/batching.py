@@ -1,7 +1,9 @@
 """Batching concurrent text-to-image requests that share a model and sampler settings: each task thread hands
 its request to the model's batcher and waits; one sampling thread runs whatever arrived within a short window
 as one batch (per-sample seeds keep every image what it would be alone). Each request keeps its own progress
-callback; one that raises (a cancelled task) ends that request at once, and the rest of the batch goes on."""
+callback, run on the request's own thread (a callback stores progress in the task records: 32 of them in the
+sampling thread would stall every step); one that raises (a cancelled task) ends that request at once, and the
+rest of the batch goes on."""
 
 from __future__ import annotations
 
@@ -25,6 +27,36 @@ class Pending:
     done: threading.Event = field(default_factory=threading.Event)
     image: Any = None
     error: BaseException | None = None
+    step: tuple[int, int] | None = None  # the batch's latest denoising step, for this request's thread to report
+    changed: threading.Condition = field(default_factory=threading.Condition)
+
+    def finish(self, image: Any = None, error: BaseException | None = None) -> None:
+        with self.changed:
+            if not self.done.is_set():
+                self.image, self.error = image, error
+                self.done.set()
+            self.changed.notify_all()
+
+    def advance(self, done: int, total: int) -> None:
+        with self.changed:
+            self.step = (done, total)
+            self.changed.notify_all()
+
+    def wait_and_report(self) -> None:
+        """Until the image is done: report each new step through ``on_step`` on this (the request's) thread."""
+        reported = None
+        while True:
+            with self.changed:
+                self.changed.wait_for(lambda last=reported: self.done.is_set() or self.step != last)
+                if self.done.is_set():
+                    return
+                reported = self.step
+            if self.on_step is not None:
+                try:
+                    self.on_step(*reported)
+                except BaseException as exc:  # this request stops now; the batch goes on without it
+                    self.finish(error=exc)
+                    return
 
 
 class DigitsBatcher:
@@ -48,7 +80,7 @@ class DigitsBatcher:
                 self._thread = threading.Thread(target=self._run, name="kiln-digits-batcher", daemon=True)
                 self._thread.start()
             self._wake.notify()
-        pending.done.wait()
+        pending.wait_and_report()
         if pending.error is not None:
             raise pending.error
         return pending.image
@@ -76,26 +108,17 @@ class DigitsBatcher:
 
             def fan_out(done: int, total: int, batch: list[Pending] = batch) -> None:
                 for pending in batch:
-                    if pending.on_step is None or pending.done.is_set():
-                        continue
-                    try:
-                        pending.on_step(done, total)
-                    except BaseException as exc:  # this request stops now; the others go on
-                        pending.error = exc
-                        pending.done.set()
+                    if pending.on_step is not None and not pending.done.is_set():
+                        pending.advance(done, total)
 
             try:
                 images = self.model.images([p.request for p in batch], steps, guidance, fan_out)
             except BaseException as exc:
                 for pending in batch:
-                    if not pending.done.is_set():
-                        pending.error = exc
-                        pending.done.set()
+                    pending.finish(error=exc)
                 continue
             for pending, image in zip(batch, images):
-                if not pending.done.is_set():
-                    pending.image = image
-                    pending.done.set()
+                pending.finish(image=image)
 
 
 _batchers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

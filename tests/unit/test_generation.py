@@ -130,6 +130,30 @@ def test_concurrent_requests_share_a_batch_and_a_cancelled_one_leaves_the_others
         batcher.generate("a sunset", 1, None, 5, 3.0)
 
 
+def test_each_request_reports_its_progress_on_its_own_thread(tiny_unet):
+    """Progress callbacks write task records: run in the sampling thread, 32 of them would stall every step."""
+    from kiln.generation.batching import DigitsBatcher
+    from kiln.generation.digits import DigitsDiffusion
+
+    model = DigitsDiffusion("tiny", tiny_unet, {"labels": LABELS, "null_class": 10, "image_size": 16})
+    batcher = DigitsBatcher(model, window_seconds=0.2)
+    seen: dict[int, set] = {}
+
+    def request(index):
+        def on_step(done, total):
+            seen.setdefault(index, set()).add((threading.current_thread().name, total))
+
+        batcher.generate(f"a {index}", index, None, 4, 2.0, on_step)
+
+    threads = [threading.Thread(target=request, args=(i,), name=f"request-{i}") for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert max(batcher.batches) > 1
+    assert seen == {i: {(f"request-{i}", 4)} for i in range(3)}
+
+
 @pytest.mark.parametrize("fmt", ["mp4", "gif"])
 def test_videos_are_written_with_every_frame(fmt, tmp_path):
     import av
