@@ -7,6 +7,7 @@ rest of the batch goes on."""
 
 from __future__ import annotations
 
+import queue
 import threading
 import weakref
 from dataclasses import dataclass, field
@@ -27,36 +28,29 @@ class Pending:
     done: threading.Event = field(default_factory=threading.Event)
     image: Any = None
     error: BaseException | None = None
-    step: tuple[int, int] | None = None  # the batch's latest denoising step, for this request's thread to report
-    changed: threading.Condition = field(default_factory=threading.Condition)
+    steps: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)  # denoising steps to report; None: done
+    _finishing: threading.Lock = field(default_factory=threading.Lock)  # the sampler and the request may both finish it
 
     def finish(self, image: Any = None, error: BaseException | None = None) -> None:
-        with self.changed:
+        with self._finishing:
             if not self.done.is_set():
                 self.image, self.error = image, error
                 self.done.set()
-            self.changed.notify_all()
+                self.steps.put(None)
 
     def advance(self, done: int, total: int) -> None:
-        with self.changed:
-            self.step = (done, total)
-            self.changed.notify_all()
+        self.steps.put((done, total))
 
     def wait_and_report(self) -> None:
-        """Until the image is done: report each new step through ``on_step`` on this (the request's) thread."""
-        reported = None
-        while True:
-            with self.changed:
-                self.changed.wait_for(lambda last=reported: self.done.is_set() or self.step != last)
-                if self.done.is_set():
-                    return
-                reported = self.step
-            if self.on_step is not None:
-                try:
-                    self.on_step(*reported)
-                except BaseException as exc:  # this request stops now; the batch goes on without it
-                    self.finish(error=exc)
-                    return
+        """Until the image is done: report every step through ``on_step``, in order, on this (the request's) thread."""
+        while (step := self.steps.get()) is not None:
+            if self.on_step is None:
+                continue
+            try:
+                self.on_step(*step)
+            except BaseException as exc:  # this request stops now; the batch goes on without it
+                self.finish(error=exc)
+                return
 
 
 class DigitsBatcher:
