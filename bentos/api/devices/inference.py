@@ -85,7 +85,10 @@ async def execute(device_id: str, body: InferenceRequest, request: Request, sess
         raise InvalidParameters("deviceId", body.device_id, f"the path's device ({device_id})",
                                 f"Invalid deviceId: the body names {body.device_id}, the path {device_id}")
     if limiter is not None:  # seed 004: 10 inferences per minute per device, whoever asks
+        from bentos.api.http.access import counted_also
+
         decision = await limiter.hit_in("device-inference", DEVICE_INFERENCE, device_id)
+        counted_also(request, decision)  # the access layer's headers: this limit's when it refuses or is the tighter
         if decision is not None and not decision.allowed:
             return error_response(request, 429, f"Rate limit exceeded: {decision.limit} inferences per minute on "
                                   f"{device_id}", {"deviceId": device_id, "retryAfter": decision.retry_after},

@@ -219,9 +219,11 @@ class ImageSize(Camel):
     height: int = Field(description="pixels")
 
 
-class EncodedImage(ImageSize):
+class EncodedImage(Camel):
     image_data: str = Field(description="base64 PNG")
     format: Literal["png"]
+    width: int = Field(description="pixels")
+    height: int = Field(description="pixels")
 
 
 class GeneratedImage(EncodedImage):
