@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
@@ -40,6 +41,15 @@ class Decision:
             "X-RateLimit-Remaining": str(self.remaining),
             "X-RateLimit-Reset": str(self.reset),
         }
+
+
+def governing(decisions: Iterable[Decision | None]) -> Decision | None:
+    """The one decision a response's X-RateLimit headers tell when several limits counted the request (the
+    route group's per key, seed 004's per device): the one that refused it, else the tightest (fewest
+    remaining; of equals, the smaller limit). None when nothing was counted."""
+    counted = [d for d in decisions if d is not None]
+    refused = [d for d in counted if not d.allowed]
+    return min(refused or counted, key=lambda d: (d.remaining, d.limit), default=None)
 
 
 class RateLimiter:

@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bentos.api.devices.deps import CallerDep, SettingsDep, TasksDep
 from bentos.api.devices.route import DevicesRoute, Envelope, ok
-from bentos.api.devices.schemas import BatchCreate, BatchExecute
+from bentos.api.devices.schemas import BatchCreate, BatchExecute, BatchOut
 from kiln.device_models import InvalidParameters
 from kiln.errors import Conflict, KilnError
 
@@ -79,7 +79,7 @@ def _describe(record: dict[str, Any], task: Any) -> dict[str, Any]:
             "error": task.error if task is not None else None}
 
 
-@router.post("/create", response_model=Envelope[dict[str, Any]], status_code=201,
+@router.post("/create", response_model=Envelope[BatchOut], response_model_exclude_unset=True, status_code=201,
              responses={400: {"description": "INVALID_PARAMETERS"}, 404: {"description": "DEVICE_NOT_FOUND, MODEL_NOT_FOUND"}},
              summary="Store a batch: operations (inference, then postprocessing), itemCount items over deviceIds")
 async def create_batch(body: BatchCreate, settings: SettingsDep, caller: CallerDep) -> dict:
@@ -115,7 +115,7 @@ def _execute(settings: Any, tasks: Any, caller: Any, batch_id: str, body: BatchE
     return _describe(record, task)
 
 
-@router.post("/{batch_id}/execute", response_model=Envelope[dict[str, Any]], status_code=202,
+@router.post("/{batch_id}/execute", response_model=Envelope[BatchOut], response_model_exclude_unset=True, status_code=202,
              responses={404: {"description": "BATCH_NOT_FOUND"}, 409: {"description": "Executed already"},
                         429: {"description": "5 batches running for this caller"}},
              summary="Run the batch on the task system; follow it at GET /api/processing/batches/{batchId}")
@@ -124,7 +124,8 @@ async def execute_batch(batch_id: str, body: BatchExecute, settings: SettingsDep
     return ok(await run_in_threadpool(_execute, settings, tasks, caller, batch_id, body))
 
 
-@router.get("/{batch_id}", response_model=Envelope[dict[str, Any]], responses={404: {"description": "BATCH_NOT_FOUND"}},
+@router.get("/{batch_id}", response_model=Envelope[BatchOut], response_model_exclude_unset=True,
+            responses={404: {"description": "BATCH_NOT_FOUND"}},
             summary="The batch's status, progress, and every item's status, outputs and error")
 async def batch_status(batch_id: str, settings: SettingsDep, tasks: TasksDep, caller: CallerDep) -> dict:
     def read() -> dict[str, Any]:

@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bentos.api.devices.deps import CallerDep, SessionsDep, SettingsDep
 from bentos.api.devices.route import DevicesRoute, Envelope, ok
-from bentos.api.devices.schemas import CapabilitiesOut, DeviceOut, OptimalRequest
+from bentos.api.devices.schemas import CapabilitiesOut, DeviceOut, DeviceStatusOut, OptimalOut, OptimalRequest
 from kiln.device_sessions import DeviceSessions
 
 router = APIRouter(prefix="/api/device", tags=["devices (seed 004)"], route_class=DevicesRoute)
@@ -67,7 +67,7 @@ def _optimal(sessions: DeviceSessions, body: OptimalRequest) -> dict[str, Any]:
             "alternatives": [d.id for d in devices if d.usable and d.id != pick.id]}
 
 
-@router.post("/optimal", response_model=Envelope[dict[str, Any]],
+@router.post("/optimal", response_model=Envelope[OptimalOut],
              responses={404: {"description": "No device has the memory asked for"},
                         409: {"description": "DEVICE_BUSY: every fitting device holds its most sessions"}},
              summary="The device for an operation, with the reason")
@@ -91,7 +91,7 @@ def _status(sessions: DeviceSessions, setting: str) -> dict[str, Any]:
                       "cudaAvailable": status.cuda_available, "reason": status.reason}}
 
 
-@router.get("/status", response_model=Envelope[dict[str, Any]],
+@router.get("/status", response_model=Envelope[DeviceStatusOut],
             summary="Devices, their sessions, and where KILN_DEVICE puts Kiln's models (and why)")
 async def device_status(sessions: SessionsDep, settings: SettingsDep, caller: CallerDep) -> dict:
     data = await run_in_threadpool(_status, sessions, settings.device)

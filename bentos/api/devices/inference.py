@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from bentos.api.devices.deps import CallerDep, LimiterDep, SessionsDep, SettingsDep
 from bentos.api.devices.route import DevicesRoute, Envelope, ok
-from bentos.api.devices.schemas import InferenceRequest, UpscaleRequest
+from bentos.api.devices.schemas import InferenceOut, InferenceRequest, UpscaleOut, UpscaleRequest
 from bentos.api.http.errors import error_response
 from kiln.device_inference import GenerationInputs, InferenceFailed
 from kiln.device_models import InvalidParameters
@@ -74,7 +74,8 @@ def _execute(sessions: DeviceSessions, device_id: str, body: InferenceRequest, m
             "status": "completed", "results": results}
 
 
-@router.post("/inference/execute/{device_id}", response_model=Envelope[dict[str, Any]], responses=ERRORS,
+@router.post("/inference/execute/{device_id}", response_model=Envelope[InferenceOut], response_model_exclude_unset=True,
+             responses=ERRORS,
              summary="Run the session's model: images (base64 PNG) for generation models, outputs for the others")
 async def execute(device_id: str, body: InferenceRequest, request: Request, sessions: SessionsDep,
                   settings: SettingsDep, limiter: LimiterDep, caller: CallerDep) -> Any:
@@ -84,7 +85,10 @@ async def execute(device_id: str, body: InferenceRequest, request: Request, sess
         raise InvalidParameters("deviceId", body.device_id, f"the path's device ({device_id})",
                                 f"Invalid deviceId: the body names {body.device_id}, the path {device_id}")
     if limiter is not None:  # seed 004: 10 inferences per minute per device, whoever asks
+        from bentos.api.http.access import counted_also
+
         decision = await limiter.hit_in("device-inference", DEVICE_INFERENCE, device_id)
+        counted_also(request, decision)  # the access layer's headers: this limit's when it refuses or is the tighter
         if decision is not None and not decision.allowed:
             return error_response(request, 429, f"Rate limit exceeded: {decision.limit} inferences per minute on "
                                   f"{device_id}", {"deviceId": device_id, "retryAfter": decision.retry_after},
@@ -123,7 +127,7 @@ def _upscale(body: UpscaleRequest, settings: Any) -> dict[str, Any]:
             "deviceId": device.id, "source": {"width": image.width, "height": image.height}}
 
 
-@router.post("/postprocessing/upscale", response_model=Envelope[dict[str, Any]], responses={
+@router.post("/postprocessing/upscale", response_model=Envelope[UpscaleOut], responses={
     **ERRORS, 404: {"description": "An unknown upscaleModel, with the available ones; DEVICE_NOT_FOUND"}},
     summary="Upscale an image 2-4x: a stored super-resolution model (tiled, retried smaller on OOM) or a classical method")
 async def upscale_image(body: UpscaleRequest, settings: SettingsDep) -> dict:

@@ -14,7 +14,18 @@ from starlette.concurrency import run_in_threadpool
 
 from bentos.api.devices.deps import CallerDep, SessionsDep, SettingsDep
 from bentos.api.devices.route import DevicesRoute, Envelope, ok
-from bentos.api.devices.schemas import AllocateRequest, DefragmentRequest, TransferRequest
+from bentos.api.devices.schemas import (
+    AllocatedOut,
+    AllocateRequest,
+    DefragmentOut,
+    DefragmentRequest,
+    MemoryOperationOut,
+    MemoryStatusOut,
+    OperationStarted,
+    ReleasedOut,
+    TransferOut,
+    TransferRequest,
+)
 from kiln.device_sessions import DeviceSessions
 from kiln.devices import MIB
 from kiln.errors import NotFound
@@ -54,7 +65,7 @@ def _status(sessions: DeviceSessions) -> dict[str, Any]:
             "modelCacheBytes": sessions.held_bytes()}
 
 
-@router.get("/status", response_model=Envelope[dict[str, Any]],
+@router.get("/status", response_model=Envelope[MemoryStatusOut], response_model_exclude_unset=True,
             summary="Per device: total/used/free (MB), this process, Kiln's sessions and reservations")
 async def memory_status(sessions: SessionsDep) -> dict:
     return ok(await run_in_threadpool(_status, sessions))
@@ -75,14 +86,14 @@ def _allocate(sessions: DeviceSessions, body: AllocateRequest, headroom_mb: int,
     return {**allocation.describe(), "status": "allocated", "allocationTime": round(time.perf_counter() - started, 4)}
 
 
-@router.post("/allocations/allocate", response_model=Envelope[dict[str, Any]], status_code=201,
+@router.post("/allocations/allocate", response_model=Envelope[AllocatedOut], status_code=201,
              responses={409: {"description": "INSUFFICIENT_MEMORY"}, 404: {"description": "DEVICE_NOT_FOUND"}},
              summary="Reserve a buffer: a real tensor of `size` MB on the device, every page touched")
 async def allocate(body: AllocateRequest, sessions: SessionsDep, settings: SettingsDep, caller: CallerDep) -> dict:
     return ok(await run_in_threadpool(_allocate, sessions, body, settings.device_memory_headroom_mb, caller.owner_id))
 
 
-@router.delete("/allocations/{allocation_id}", response_model=Envelope[dict[str, Any]],
+@router.delete("/allocations/{allocation_id}", response_model=Envelope[ReleasedOut],
                responses={404: {"description": "ALLOCATION_NOT_FOUND"}}, summary="Free a reservation")
 async def release(allocation_id: str, sessions: SessionsDep) -> dict:
     def free() -> dict[str, Any]:
@@ -137,7 +148,7 @@ def _transfer(sessions: DeviceSessions, body: TransferRequest) -> dict[str, Any]
     return _in_background("transfer", move) if body.run_async else move()
 
 
-@router.post("/transfer", response_model=Envelope[dict[str, Any]],
+@router.post("/transfer", response_model=Envelope[TransferOut | OperationStarted],
              responses={404: {"description": "DEVICE_NOT_FOUND, ALLOCATION_NOT_FOUND"},
                         409: {"description": "INSUFFICIENT_MEMORY on the target"}},
              summary="Move a reservation's bytes to another device (or a new buffer on the same one), measured")
@@ -174,7 +185,7 @@ def _defragment(sessions: DeviceSessions, body: DefragmentRequest) -> dict[str, 
     return _in_background("defragment", work) if body.run_async else work()
 
 
-@router.post("/operations/defragment", response_model=Envelope[dict[str, Any]],
+@router.post("/operations/defragment", response_model=Envelope[DefragmentOut | OperationStarted],
              responses={404: {"description": "DEVICE_NOT_FOUND"}},
              summary="Free what can be freed (gc, CUDA cache, malloc_trim; aggressive: idle sessions, non-persistent buffers, "
                      "loaded upscaler networks)")
@@ -182,7 +193,7 @@ async def defragment(body: DefragmentRequest, sessions: SessionsDep) -> dict:
     return ok(await run_in_threadpool(_defragment, sessions, body))
 
 
-@router.get("/operations/{operation_id}", response_model=Envelope[dict[str, Any]],
+@router.get("/operations/{operation_id}", response_model=Envelope[MemoryOperationOut],
             responses={404: {"description": "No such operation"}}, summary="An async transfer's or defragment's result")
 async def operation(operation_id: str) -> dict:
     with _operations_lock:

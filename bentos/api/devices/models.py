@@ -11,7 +11,16 @@ from starlette.concurrency import run_in_threadpool
 
 from bentos.api.devices.deps import CallerDep, SessionsDep, SettingsDep
 from bentos.api.devices.route import DevicesRoute, Envelope, ok
-from bentos.api.devices.schemas import CacheRequest, ControlRequest, LoadRequest, SessionOut
+from bentos.api.devices.schemas import (
+    CacheOut,
+    CacheRequest,
+    CacheStatusOut,
+    ControlOut,
+    ControlRequest,
+    LoadRequest,
+    SessionOut,
+    UnloadOut,
+)
 from kiln.device_models import InvalidParameters
 from kiln.device_sessions import DeviceSessions
 
@@ -70,14 +79,14 @@ def _usage(sessions: DeviceSessions, budget: int | None) -> dict[str, Any]:
     return {"cacheBytes": held, "budgetBytes": budget, "freeBytes": None if budget is None else max(0, budget - held)}
 
 
-@models.post("/cache", response_model=Envelope[dict[str, Any]], responses=LOAD_ERRORS,
+@models.post("/cache", response_model=Envelope[CacheOut], responses=LOAD_ERRORS,
              summary="Pre-load models (whole models: a diffusers pipeline's components go together) into the cache")
 async def cache_models(body: CacheRequest, sessions: SessionsDep, settings: SettingsDep, caller: CallerDep) -> dict:
     return ok(await run_in_threadpool(_cache, sessions, body, settings.model_cache_bytes, caller.owner_id,
                                       caller.see_all))
 
 
-@models.get("/cache", response_model=Envelope[dict[str, Any]], summary="What the cache holds and its budget")
+@models.get("/cache", response_model=Envelope[CacheStatusOut], summary="What the cache holds and its budget")
 async def cache_status(sessions: SessionsDep, settings: SettingsDep, caller: CallerDep) -> dict:
     def read() -> dict[str, Any]:
         return {"sessions": [sessions.describe(s) for s in mine(sessions, caller)], **_usage(sessions, settings.model_cache_bytes)}
@@ -101,14 +110,14 @@ async def get_session(session_id: str, sessions: SessionsDep, caller: CallerDep)
     return ok(await run_in_threadpool(lambda: sessions.describe(sessions.get(session_id, caller.owner_id, caller.see_all))))
 
 
-@sessions_router.post("/{session_id}/control", response_model=Envelope[dict[str, Any]], responses=SESSION_404,
+@sessions_router.post("/{session_id}/control", response_model=Envelope[ControlOut], responses=SESSION_404,
                       summary="pause (takes no new work; running work finishes), resume, cancel (queued work stops)")
 async def control_session(session_id: str, body: ControlRequest, sessions: SessionsDep, caller: CallerDep) -> dict:
     sessions.get(session_id, caller.owner_id, caller.see_all)
     return ok(await run_in_threadpool(sessions.control, session_id, body.action))
 
 
-@sessions_router.delete("/{session_id}", response_model=Envelope[dict[str, Any]], responses=SESSION_404,
+@sessions_router.delete("/{session_id}", response_model=Envelope[UnloadOut], responses=SESSION_404,
                         summary="Unload: the memory returned, measured before and after (gc and malloc_trim first)")
 async def unload_session(session_id: str, sessions: SessionsDep, caller: CallerDep) -> dict:
     sessions.get(session_id, caller.owner_id, caller.see_all)

@@ -23,12 +23,20 @@ from bentos.api.http.errors import error_response, not_found_or_wrong_method
 from bentos.api.http.permissions import MISSING, SERVER_RULES, Access, Rule, Rules, rule_for
 from bentos.api.http.routes import RouteIndex
 from kiln.access.errors import Unauthorized
-from kiln.access.ratelimit import Decision, RateLimiter
+from kiln.access.ratelimit import Decision, RateLimiter, governing
 from kiln.access.service import AccessControl, Principal
 
 log = logging.getLogger("kiln.access")
 
 CREDENTIALS_HINT = "send Authorization: Bearer <token or API key>, X-API-Key, or Basic"
+LIMIT_HEADERS = (b"x-ratelimit-limit", b"x-ratelimit-remaining", b"x-ratelimit-reset")
+
+
+def counted_also(request: Request, decision: Decision | None) -> None:
+    """A limit a route counts itself (seed 004's inference per device), for the headers: the response carries
+    one set of X-RateLimit headers, the governing one of the request's counts (see ``governing``)."""
+    if decision is not None:
+        request.state.rate_limits = [*getattr(request.state, "rate_limits", ()), decision]
 
 
 def client_ip(scope: Scope) -> str:
@@ -141,10 +149,10 @@ class AccessMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                if decision is not None:
-                    message["headers"] = list(message.get("headers", [])) + [
-                        (k.lower().encode(), v.encode()) for k, v in decision.headers().items()
-                    ]
+                chosen = governing([decision, *state.get("rate_limits", ())])
+                if chosen is not None:  # one set: a route's own limit's headers are replaced, never doubled
+                    kept = [(k, v) for k, v in message.get("headers", []) if k.lower() not in LIMIT_HEADERS]
+                    message["headers"] = kept + [(k.lower().encode(), v.encode()) for k, v in chosen.headers().items()]
             await send(message)
 
         try:

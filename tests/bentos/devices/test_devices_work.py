@@ -201,3 +201,52 @@ def test_five_running_batches_per_caller():
     with pytest.raises(TooManyBatches) as refused:
         _execute(settings, Tasks(), caller, record["batchId"], BatchExecute())
     assert refused.value.status_code == 429 and len(refused.value.details["running"]) == 5
+
+
+def test_a_sixth_running_batch_is_refused_over_http_and_only_for_its_caller(server, client, monkeypatch):
+    import threading
+    import time
+
+    import kiln.tasks.types.devices
+
+    release = threading.Event()
+
+    def blocked(sessions, device_id, parameters, seed, count):  # the batches' work waits: they stay running or queued
+        release.wait(60)
+        raise RuntimeError("released by the test")
+
+    monkeypatch.setattr(kiln.tasks.types.devices, "_inference", blocked)
+    access = client.app.state.access
+    first, other = ({"X-API-Key": access.create_key(f"batches-{name}-key", ["write"])[1]} for name in ("first", "other"))
+
+    def execute(headers):
+        batch = client.post("/api/processing/batches/create", json=batch_body(items=1), headers=headers)
+        assert batch.status_code == 201, batch.text
+        batch_id = batch.json()["data"]["batchId"]
+        return batch_id, client.post(f"/api/processing/batches/{batch_id}/execute", json={}, headers=headers)
+
+    tasks = []
+    try:
+        for _ in range(5):
+            _, started = execute(first)
+            assert started.status_code == 202, started.text
+            tasks.append(started.json()["data"]["taskId"])
+        sixth, refused = execute(first)
+        body = refused.json()
+        assert refused.status_code == 429 and body["success"] is False, refused.text
+        assert body["error"]["code"] == "RATE_LIMIT_EXCEEDED" and "5 batches may run at once" in body["error"]["message"]
+        assert body["error"]["details"]["limit"] == 5 and sorted(body["error"]["details"]["running"]) == sorted(tasks)
+        unrun = client.get(f"/api/processing/batches/{sixth}", headers=first).json()["data"]
+        assert unrun["status"] == "created" and unrun["taskId"] is None  # refused: nothing runs
+        _, theirs = execute(other)  # another caller's batches are their own count
+        assert theirs.status_code == 202, theirs.text
+        tasks.append(theirs.json()["data"]["taskId"])
+    finally:
+        for task in tasks:
+            client.delete(f"/tasks/{task}", headers=server.admin)
+        release.set()
+        deadline = time.monotonic() + 60
+        for task in tasks:  # ended (cancelled, or done once released) before the next test uses the workers
+            while client.get(f"/tasks/{task}", headers=server.admin).json()["status"] in ("pending", "scheduled", "running"):
+                assert time.monotonic() < deadline, f"task {task} still active"
+                time.sleep(0.05)
