@@ -95,6 +95,14 @@ class TaskRecords:
             rows = session.scalars(select(Task).where(*where).order_by(Task.created_at.desc(), Task.id).limit(limit).offset(offset))
             return list(rows), int(total or 0)
 
+    def active(self, owner_id: str | None, task_type: str) -> list[Task]:
+        """Every pending, scheduled or running task of one type that ``owner_id`` owns (for per-caller limits)."""
+        owner = Task.owner_id == owner_id if owner_id is not None else Task.owner_id.is_(None)
+        with self.database.session() as session:
+            return list(session.scalars(select(Task).where(owner, Task.task_type == task_type,
+                                                           Task.status.in_(("pending", "scheduled", "running")))
+                                        .order_by(Task.created_at)))
+
     # --- creating and changing (before a task starts) ---
 
     def create(self, task: Task) -> Task:

@@ -102,14 +102,15 @@ def _execute(settings: Any, tasks: Any, caller: Any, batch_id: str, body: BatchE
     if record.get("taskId"):
         raise Conflict(f"Batch {batch_id} was executed already (task {record['taskId']})",
                        {"batchId": batch_id, "taskId": record["taskId"]})
-    running = [t for t in tasks.list(caller.owner_id, False, None, 200, 0)["tasks"]
-               if t["task_type"] == "device_batch" and t["status"] in ACTIVE]
     limit = settings.device_max_concurrent_batches
-    if len(running) >= limit:
-        raise TooManyBatches(f"Rate limit exceeded: {limit} batches may run at once per caller; {len(running)} are running",
-                             {"limit": limit, "running": [t["id"] for t in running]})
-    task = tasks.create(caller.owner_id, f"batch {record['batchName']}"[:200], "device_batch",
-                        {"batch_id": batch_id, "concurrent": body.concurrent, "max_concurrency": body.max_concurrency})
+    # count and create under one lock (across processes and replicas): two executes at once must not both pass
+    with tasks.records.database.lock(f"device-batches-{caller.owner_id}"):
+        running = tasks.records.active(caller.owner_id, "device_batch")
+        if len(running) >= limit:
+            raise TooManyBatches(f"Rate limit exceeded: {limit} batches may run at once per caller; {len(running)} are running",
+                                 {"limit": limit, "running": [t.id for t in running]})
+        task = tasks.create(caller.owner_id, f"batch {record['batchName']}"[:200], "device_batch",
+                            {"batch_id": batch_id, "concurrent": body.concurrent, "max_concurrency": body.max_concurrency})
     record.update(taskId=task.id, status="running", concurrent=body.concurrent, maxConcurrency=body.max_concurrency)
     devices.save(settings.home_dir, record)
     return _describe(record, task)

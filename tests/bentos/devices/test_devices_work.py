@@ -1,6 +1,12 @@
 """Seed 004's inference, postprocessing, batch and memory routes on cpu-0: each curl example of the document
 (gpu-0 replaced by cpu-0), and bad inputs."""
 
+import threading
+import time
+from types import SimpleNamespace
+
+import pytest
+
 from tests.bentos.devices.conftest import error_of, load, png_b64, png_of, wait_batch
 
 
@@ -178,29 +184,75 @@ def test_a_failing_model_is_inference_failed_and_the_session_goes_on(client, ses
     assert client.post("/api/inference/execute/cpu-0", json={"prompt": "a 7", "steps": 2}).status_code == 200
 
 
-def test_five_running_batches_per_caller():
-    from types import SimpleNamespace
+class BatchTasks:
+    """The task service as the execute route uses it: the caller's active batches, and create."""
 
-    import pytest
+    def __init__(self, database, active: int, create_seconds: float = 0.0):
+        self.records = self
+        self.database = database
+        self.running = [SimpleNamespace(id=f"t{i}") for i in range(active)]
+        self.create_seconds = create_seconds
+        self.created: list[str] = []
 
-    from bentos.api.devices.batches import TooManyBatches, _execute
-    from bentos.api.devices.schemas import BatchExecute
-    from kiln.settings import Settings
+    def active(self, owner_id, task_type):
+        assert task_type == "device_batch"
+        return list(self.running)
 
-    class Tasks:  # five of the caller's batches still active in the task system
-        def list(self, owner, see_all, status, limit, offset):
-            return {"tasks": [{"id": f"t{i}", "task_type": "device_batch", "status": "running"} for i in range(5)]}
+    def create(self, owner_id, title, task_type, parameters):
+        time.sleep(self.create_seconds)  # the window between counting and creating
+        self.created.append(parameters["batch_id"])
+        self.running.append(SimpleNamespace(id=f"t{len(self.running)}"))
+        raise RuntimeError("created")  # what the route does next is not this test's business
 
-    import tempfile
 
+def _stored_batch(settings, name):
     from kiln.tasks.types import devices
 
-    settings = Settings(home=tempfile.mkdtemp())
-    record = devices.create(settings.home_dir, "sixth", [], 1, ["cpu-0"], None)
+    return devices.create(settings.home_dir, name, [], 1, ["cpu-0"], None)["batchId"]
+
+
+def test_five_running_batches_per_caller(tmp_path):
+    from bentos.api.devices.batches import TooManyBatches, _execute
+    from bentos.api.devices.schemas import BatchExecute
+    from kiln.db import Database
+    from kiln.settings import Settings
+
+    settings = Settings(home=tmp_path)
     caller = SimpleNamespace(owner_id=None, see_all=True)
+    tasks = BatchTasks(Database(f"sqlite:///{tmp_path / 'records.db'}"), active=5)
     with pytest.raises(TooManyBatches) as refused:
-        _execute(settings, Tasks(), caller, record["batchId"], BatchExecute())
-    assert refused.value.status_code == 429 and len(refused.value.details["running"]) == 5
+        _execute(settings, tasks, caller, _stored_batch(settings, "sixth"), BatchExecute())
+    assert refused.value.status_code == 429 and len(refused.value.details["running"]) == 5 and tasks.created == []
+
+
+def test_two_executes_at_once_cannot_both_take_the_last_slot(tmp_path):
+    """Counting and creating happen under one lock of the records database (a file lock on sqlite, an advisory
+    lock on Postgres), so of two executes racing for the fifth slot exactly one gets it."""
+    from bentos.api.devices.batches import TooManyBatches, _execute
+    from bentos.api.devices.schemas import BatchExecute
+    from kiln.db import Database
+    from kiln.settings import Settings
+
+    settings = Settings(home=tmp_path)
+    caller = SimpleNamespace(owner_id=None, see_all=True)
+    tasks = BatchTasks(Database(f"sqlite:///{tmp_path / 'records.db'}"), active=4, create_seconds=0.3)
+    batches = [_stored_batch(settings, f"b{i}") for i in range(2)]
+    outcomes: list[str] = []
+
+    def execute(batch_id):
+        try:
+            _execute(settings, tasks, SimpleNamespace(**vars(caller)), batch_id, BatchExecute())
+        except TooManyBatches:
+            outcomes.append("refused")
+        except RuntimeError:
+            outcomes.append("created")
+
+    threads = [threading.Thread(target=execute, args=(b,)) for b in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(outcomes) == ["created", "refused"] and len(tasks.created) == 1
 
 
 def test_a_sixth_running_batch_is_refused_over_http_and_only_for_its_caller(server, client, monkeypatch):
