@@ -47,7 +47,10 @@ def test_a_pipeline_task_runs_a_dagster_job_and_reports_it(tasks):
 
 def test_cancelling_a_pipeline_task_terminates_its_run(tasks):
     service, runner = tasks
-    task = service.create(None, "whole pipeline", "pipeline", {"model": "example", "job": "model_pipeline"})
+    # a retraining that outlasts the test (epochs far beyond the default): with every asset reused the run could
+    # end before the cancel reaches it, and a run that finished keeps its result (completed), rightly
+    slow = {"ops": {"raw_model": {"config": {"epochs": 100_000}}}}
+    task = service.create(None, "whole pipeline", "pipeline", {"model": "example", "job": "model_pipeline", "run_config": slow})
     thread = threading.Thread(target=runner.run, args=(task.id, task.dispatch))
     thread.start()
     deadline = time.monotonic() + 120
