@@ -21,6 +21,7 @@ import threading
 import dagster as dg
 
 from pipelines.definitions import defs
+from pipelines.interrupts import sigterm_kept
 from pipelines.partitions import sync_catalog_partitions
 
 STEP_EVENTS = {"STEP_SUCCESS": "success", "STEP_FAILURE": "failure", "STEP_SKIPPED": "skipped"}
@@ -70,8 +71,9 @@ def execute(job_name: str, instance: dg.DagsterInstance, run_config: dict, parti
         return dg.execute_job(dg.reconstructable(RECONSTRUCTABLE[job_name]), instance=instance, run_config=run_config,
                               tags=run_tags, raise_on_error=False)
     job = defs.resolve_job_def(job_name)
-    return job.execute_in_process(run_config=run_config, instance=instance, partition_key=partition, run_id=run_id,
-                                  tags=tags, raise_on_error=False)
+    with sigterm_kept():  # this process is stopped with SIGTERM when its task is cancelled
+        return job.execute_in_process(run_config=run_config, instance=instance, partition_key=partition, run_id=run_id,
+                                      tags=tags, raise_on_error=False)
 
 
 def emit(**fields) -> None:

@@ -14,6 +14,7 @@ import dagster as dg
 from kiln.catalog import load_catalog
 from kiln.settings import get_settings
 from pipelines.definitions import defs
+from pipelines.interrupts import sigterm_kept
 from pipelines.partitions import sync_catalog_partitions
 
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
@@ -39,9 +40,10 @@ def run_pipeline(
     outcome = {}
     for name in models:
         print(f"==> kiln pipeline: {name}", flush=True)
-        result = job.execute_in_process(
-            partition_key=name, instance=instance, run_config=QUIET_LOGS | (run_config or {}), raise_on_error=False
-        )
+        with sigterm_kept():
+            result = job.execute_in_process(
+                partition_key=name, instance=instance, run_config=QUIET_LOGS | (run_config or {}), raise_on_error=False
+            )
         _print_summary(result)
         failed_checks = {c.check_name for c in result.get_asset_check_evaluations() if not c.passed}
         kept_champion = failed_checks == {"champion_gate"} and _only_gate_failed(result)
@@ -50,7 +52,9 @@ def run_pipeline(
         print(f"<== {name}: {verdict}", flush=True)
     if build_bento and all(outcome.values()):
         print("==> kiln pipeline: bento", flush=True)
-        result = defs.resolve_job_def("package").execute_in_process(instance=instance, run_config=QUIET_LOGS, raise_on_error=False)
+        with sigterm_kept():
+            result = defs.resolve_job_def("package").execute_in_process(instance=instance, run_config=QUIET_LOGS,
+                                                                         raise_on_error=False)
         _print_summary(result)
         outcome["bento"] = result.success
     return outcome

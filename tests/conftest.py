@@ -83,7 +83,9 @@ def _restore_stop_signals() -> list[str]:
 def _no_ignored_stop_signals(request):
     """A library that leaves SIGTERM or SIGINT ignored in this process makes every child started afterwards
     ignore it too (SIG_IGN survives exec), and a later test's stop never arrives: seen once in a full run, where
-    the kill of a supervised server's worker went unanswered. What the session started with is put back, before
+    the kill of a supervised server's worker went unanswered. The one found: Dagster's in-process execution
+    maps SIGTERM to SIGINT's handler, which is SIG_IGN when the suite runs as a background job (CI); the
+    pipelines wrap it in ``pipelines.interrupts.sigterm_kept``, and tests that call Dagster directly are covered here. What the session started with is put back, before
     each test (a fixture's setup may have done it) and after, with a warning naming the test, so the warnings
     summary says where it happens."""
     if restored := _restore_stop_signals():
