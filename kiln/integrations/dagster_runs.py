@@ -6,6 +6,7 @@ DAGSTER_HOME and shows in the Dagster UI; Kiln never imports the pipelines."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -18,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from kiln.integrations.dagster_graphql import DagsterGraphQL
 from kiln.settings import Settings
+
+log = logging.getLogger("kiln.tasks")
 
 if TYPE_CHECKING:
     from kiln.tasks.context import TaskContext
@@ -36,6 +39,7 @@ class LaunchedRun:
     steps_planned: int = 0
     status: str = "STARTING"
     log: list[str] = field(default_factory=list)
+    cancel_sent: bool = False
 
     def poll(self) -> str:
         """Refresh and return the run's Dagster status (QUEUED, STARTED, SUCCESS, FAILURE, CANCELED...)."""
@@ -50,6 +54,7 @@ class LaunchedRun:
         return self.status in FINISHED
 
     def terminate(self) -> None:
+        self.cancel_sent = True
         if self.graphql is not None:
             self.graphql.terminate(self.run_id)
         elif self.process is not None and self.process.poll() is None:
@@ -60,8 +65,21 @@ class LaunchedRun:
                 os.killpg(self.process.pid, signal.SIGTERM)
 
     def wait_process(self, timeout: float | None = None) -> None:
-        if self.process is not None:
+        """Wait for the launch process; one still there after ``timeout`` is killed with its group (a cancelled
+        run ends at Dagster's next interrupt point, and on a busy machine its shutdown can outlast the wait)."""
+        if self.process is None:
+            return
+        try:
             self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("Dagster launch process %s did not end in %s s: killed", self.process.pid, timeout)
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.process.wait(timeout=30)
+            if self.status not in FINISHED:
+                self.status = "CANCELED" if self.cancel_sent else "FAILURE"
 
 
 def _read_lines(run: LaunchedRun) -> None:
@@ -128,8 +146,8 @@ def follow(run: LaunchedRun, context: TaskContext, report: Callable[[LaunchedRun
         except TaskCancelled:
             cancelled = True
             run.terminate()
-            if run.process is not None:
-                run.wait_process(timeout=60)
+            if run.process is not None:  # past the launch process's own bounded shutdown (its follower: 120 s)
+                run.wait_process(timeout=150)
             break
     if run.process is not None:
         run.wait_process(timeout=60)

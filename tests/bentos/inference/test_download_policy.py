@@ -31,13 +31,21 @@ def weights_folder(parent, name="weights", size=1000):
     return folder
 
 
-def wait_done(server, download_id):
-    for _ in range(200):
-        status = server.client.get(f"/models/download/status/{download_id}", headers=server.admin).json()
+def wait_done(server, download_id, timeout=60.0):
+    """Poll until the download ends. On a slow machine polling fast meets the route's rate limit (seen in CI:
+    a 429 body has no "status"): a 429 waits its Retry-After, anything else but 200 fails at once."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = server.client.get(f"/models/download/status/{download_id}", headers=server.admin)
+        if answer.status_code == 429:
+            time.sleep(min(5.0, float(answer.headers.get("Retry-After", 1))))
+            continue
+        assert answer.status_code == 200, answer.text
+        status = answer.json()
         if status["status"] in ("completed", "failed"):
             return status
-        time.sleep(0.05)
-    raise AssertionError(status)
+        time.sleep(0.1)
+    raise AssertionError(f"download {download_id} did not end in {timeout} s")
 
 
 def test_paths_outside_the_import_roots_are_refused(server, downloads, tmp_path):
