@@ -63,7 +63,13 @@ class Tracker:
         if found is not None:
             return found.experiment_id
         location = (self.artifact_root / self.experiment).as_uri()
-        return self.client.create_experiment(self.experiment, artifact_location=location)
+        try:
+            return self.client.create_experiment(self.experiment, artifact_location=location)
+        except Exception:  # made meanwhile by another run (two pipeline workers on one store): take that one
+            found = self.client.get_experiment_by_name(self.experiment)
+            if found is None:
+                raise
+            return found.experiment_id
 
     @contextmanager
     def run(self, run_name: str, run_id: str | None = None, tags: dict[str, str] | None = None) -> Iterator[Any]:

@@ -60,3 +60,20 @@ def test_logged_weights_are_hard_links_and_load_through_mlflow(tracker: Tracker,
     loaded = mlflow.pyfunc.load_model("models:/digits@champion")
     predictions = loaded.predict([[0.0] * 64, [16.0] * 64])
     assert len(predictions) == 2 and set(predictions[0]) >= {"prediction", "probabilities"}
+
+
+def test_an_experiment_made_meanwhile_by_another_run_is_taken(tracker: Tracker, monkeypatch):
+    """Two pipeline workers starting on a fresh store both find no experiment and both create it; the second
+    create fails (a unique name) and must take the first one's (seen in CI on the shared Postgres profile)."""
+    from mlflow import MlflowClient
+
+    made = tracker.experiment_id()  # the other run's
+    real = MlflowClient.get_experiment_by_name
+    looks = []
+
+    def look(self, name):  # this run's first look came before the other run created it
+        looks.append(name)
+        return None if len(looks) == 1 else real(self, name)
+
+    monkeypatch.setattr(MlflowClient, "get_experiment_by_name", look)
+    assert tracker.experiment_id() == made
